@@ -1,0 +1,104 @@
+// buildApp(config, deps) -> FastifyInstance. Never listens: server.ts does, and tests inject.
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { Db } from './db/database.js';
+import { basicAuth } from './http/auth.js';
+import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.plugin.js';
+import { registerJsonBody } from './http/json-body.js';
+import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
+import { createValidatorCompiler } from './http/validation.js';
+import { tokensRoutes } from './tokens/tokens.routes.js';
+import { UserTokens } from './tokens/tokens.js';
+import { CursorCodec } from './users/users.cursor.js';
+import { usersRoutes } from './users/users.routes.js';
+import { USER_FORMATS, UserSchema } from './users/users.schemas.js';
+import { UsersService } from './users/users.service.js';
+import { deriveKey } from './secrets.js';
+
+export interface AppDeps {
+  db: Db;
+  /** The resolved USER_TOKEN_SECRET (from configuration or the key file beside the database). */
+  secret: string;
+  logger?: Logger;
+}
+
+const FORMAT_MESSAGES: Record<string, string | ((value: string) => string)> = {
+  email: 'Enter a valid email address.',
+  phone: 'Enter a valid phone number.',
+  ssn: 'Enter a valid Social Security number.',
+  'iso3166-alpha2': (value) => `"${value}" is not a valid choice.`,
+  'lender-phone': 'Enter a valid phone number.',
+};
+
+export const API_DESCRIPTION =
+  'Users connect their payroll accounts using Link. Create a user per applicant, hand the short-lived user ' +
+  'token to the front end, look users up by your own `external_id`, page through them, update and delete them.\n\n' +
+  'Errors use Django REST Framework\'s shapes: `{"field": ["message"]}` for invalid fields and `{"detail": "..."}` otherwise.';
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
+    bodyLimit: config.bodyLimit,
+    // Fastify accepts a hop count too; its type omits it.
+    trustProxy: config.trustProxy as boolean | string[],
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
+    // A path that is not valid percent-encoding names nothing here.
+    frameworkErrors: (_error, _request, reply) => {
+      void (reply as FastifyReply).code(404).send({ detail: 'Not found.' });
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  registerJsonBody(app);
+  registerErrorHandling(app, config.bodyLimit);
+  const formats = Object.fromEntries(
+    Object.entries(USER_FORMATS).map(([name, validate]) => [name, { validate, message: FORMAT_MESSAGES[name] ?? 'Invalid value.' }]),
+  );
+  app.setValidatorCompiler(createValidatorCompiler(formats));
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  for (const schema of [UserSchema, DetailErrorSchema, ValidationErrorSchema]) app.addSchema(schema);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Users API', version: '2.0.0', description: API_DESCRIPTION },
+      components: {
+        securitySchemes: {
+          basicAuth: { type: 'http', scheme: 'basic', description: 'Username = api_key_id, Password = api_key_secret' },
+        },
+      },
+      security: [{ basicAuth: [] }],
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const users = new UsersService(
+    deps.db,
+    new UserTokens(deriveKey(deps.secret, 'user-token'), config.userTokenIssuer),
+    new CursorCodec(Buffer.from(deriveKey(deps.secret, 'cursor'))),
+  );
+  await app.register(
+    async (v2) => {
+      v2.addHook('onRequest', basicAuth(deps.db));
+      const addNotAllowed = trackMethodsForNotAllowed(v2);
+      await v2.register(usersRoutes, { users });
+      await v2.register(tokensRoutes, { users });
+      addNotAllowed();
+    },
+    { prefix: '/v2' },
+  );
+  return app;
+}

@@ -1,0 +1,58 @@
+// The error vocabulary (Django REST Framework's shapes) and how each maps to HTTP.
+
+/** `{"field": ["message"]}`, nested for nested objects. */
+export interface FieldErrors {
+  [field: string]: string[] | FieldErrors;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly body: Record<string, unknown>,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(typeof body.detail === 'string' ? body.detail : 'Invalid input.');
+    this.name = 'ApiError';
+  }
+}
+
+const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="api"' };
+
+export const errors = {
+  validation: (fields: FieldErrors) => new ApiError(400, fields),
+  jsonParse: (reason: string) => new ApiError(400, { detail: `JSON parse error - ${reason}` }),
+  invalidCursor: () => new ApiError(400, { detail: 'Invalid cursor' }),
+  notAuthenticated: () =>
+    new ApiError(401, { detail: 'Authentication credentials were not provided.' }, BASIC_CHALLENGE),
+  authenticationFailed: (detail = 'Invalid username/password.') => new ApiError(401, { detail }, BASIC_CHALLENGE),
+  notFound: () => new ApiError(404, { detail: 'Not found.' }),
+  methodNotAllowed: (method: string, allow: string[]) =>
+    new ApiError(405, { detail: `Method "${method}" not allowed.` }, { allow: allow.join(', ') }),
+  unsupportedMediaType: (mediaType: string) =>
+    new ApiError(415, { detail: `Unsupported media type "${mediaType}" in request.` }),
+  payloadTooLarge: (limit: number) =>
+    new ApiError(413, { detail: `Request body is too large. The limit is ${limit} bytes.` }),
+  badRequest: (detail: string) => new ApiError(400, { detail }),
+  internal: () => new ApiError(500, { detail: 'A server error occurred.' }),
+  unavailable: () => new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }),
+};
+
+/** Adds `message` at `path` in a nested FieldErrors tree. */
+export function addFieldError(tree: FieldErrors, path: readonly string[], message: string): void {
+  let node = tree;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (next === undefined || Array.isArray(next)) node[key] = {};
+    node = node[key] as FieldErrors;
+  }
+  const leaf = path.at(-1) ?? 'non_field_errors';
+  const existing = node[leaf];
+  if (Array.isArray(existing)) {
+    if (!existing.includes(message)) existing.push(message);
+  } else if (existing === undefined) {
+    node[leaf] = [message];
+  } else {
+    // A nested field already has child errors; whole-object problems go under non_field_errors.
+    addFieldError(existing, ['non_field_errors'], message);
+  }
+}

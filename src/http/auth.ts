@@ -1,0 +1,36 @@
+// HTTP Basic authentication with API keys (username = api_key_id, password = api_key_secret).
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../db/database.js';
+import { errors } from '../errors.js';
+import { authenticateApiKey } from '../keys/keys.service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The tenant of the API key that authenticated this request. */
+    clientId: string;
+  }
+}
+
+/** onRequest hook: sets request.clientId or fails with DRF's BasicAuthentication messages. */
+export function basicAuth(db: Db) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const header = request.headers.authorization;
+    const parts = header?.split(' ').filter(Boolean) ?? [];
+    if (parts.length === 0 || parts[0]?.toLowerCase() !== 'basic') throw errors.notAuthenticated();
+    if (parts.length === 1) throw errors.authenticationFailed('Invalid basic header. No credentials provided.');
+    if (parts.length > 2) {
+      throw errors.authenticationFailed('Invalid basic header. Credentials string should not contain spaces.');
+    }
+    const encoded = parts[1] ?? '';
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded) || encoded.length % 4 !== 0) {
+      throw errors.authenticationFailed('Invalid basic header. Credentials not correctly base64 encoded.');
+    }
+    const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const keyId = colon === -1 ? decoded : decoded.slice(0, colon);
+    const secret = colon === -1 ? '' : decoded.slice(colon + 1);
+    const clientId = await authenticateApiKey(db, keyId, secret);
+    if (clientId === undefined) throw errors.authenticationFailed();
+    request.clientId = clientId;
+  };
+}

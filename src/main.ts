@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// The users-api command: serve, migrate, keys.
+import { Command, CommanderError } from 'commander';
+import { ConfigError, ENVIRONMENT_HELP, loadConfig } from './config.js';
+import { openDatabase, type Db } from './db/database.js';
+import { migrateToLatest } from './db/migrations.js';
+import { createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
+import { serve } from './server.js';
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+
+async function withDb<T>(run: (db: Db) => Promise<T>): Promise<T> {
+  const db = openDatabase(loadConfig().databaseUrl);
+  try {
+    await migrateToLatest(db);
+    return await run(db);
+  } finally {
+    await db.destroy();
+  }
+}
+
+const program = new Command('users-api')
+  .description('Users API service: multi-tenant users and user tokens over HTTP')
+  .showHelpAfterError()
+  .addHelpText('after', `\n${ENVIRONMENT_HELP}`)
+  .exitOverride();
+
+program
+  .command('serve', { isDefault: true })
+  .description('run the HTTP server (applies pending migrations first unless MIGRATE_ON_START=false)')
+  .action(async () => {
+    await serve(loadConfig());
+  });
+
+program
+  .command('migrate')
+  .description('apply pending database migrations and exit')
+  .action(async () => {
+    const db = openDatabase(loadConfig().databaseUrl);
+    try {
+      const { results = [] } = await migrateToLatest(db);
+      out(results.length ? results.map((r) => `applied ${r.migrationName}`).join('\n') : 'already up to date');
+    } finally {
+      await db.destroy();
+    }
+  });
+
+const keys = program.command('keys').description('manage API keys (one client = one tenant)');
+
+keys
+  .command('create')
+  .description('create an API key; without --client, for a new client. The secret is shown only once.')
+  .requiredOption('--name <name>', 'a label for the key (and for the new client)')
+  .option('--client <client_id>', 'add the key to this existing client')
+  .option('--json', 'print {"client_id","api_key_id","api_key_secret"} as JSON')
+  .action(async (options: { name: string; client?: string; json?: boolean }) => {
+    const key = await withDb((db) => createApiKey(db, { name: options.name, clientId: options.client }));
+    if (options.json) out(JSON.stringify(key));
+    else {
+      out(`client_id       ${key.client_id}\napi_key_id      ${key.api_key_id}\napi_key_secret  ${key.api_key_secret}`);
+      out('Store the secret now: it cannot be shown again.');
+    }
+  });
+
+keys
+  .command('list')
+  .description('list API keys (never their secrets)')
+  .option('--json', 'print a JSON array')
+  .action(async (options: { json?: boolean }) => {
+    const rows = await withDb((db) => listApiKeys(db));
+    if (options.json) {
+      out(JSON.stringify(rows));
+      return;
+    }
+    out(['api_key_id', 'client_id', 'name', 'created_at', 'revoked_at'].join('\t'));
+    for (const row of rows) {
+      out([row.id, row.client_id, row.name, row.created_at, row.revoked_at ?? '-'].join('\t'));
+    }
+  });
+
+keys
+  .command('revoke')
+  .description('revoke an API key; requests with it fail from then on')
+  .argument('<api_key_id>')
+  .action(async (id: string) => {
+    if (!(await withDb((db) => revokeApiKey(db, id)))) throw new KeyError(`No active API key with id ${id}`);
+    out(`revoked ${id}`);
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  if (error instanceof ConfigError || error instanceof KeyError) {
+    console.error(`users-api: ${error.message}`);
+    process.exit(2);
+  }
+  // Startup failures (port in use, unreadable database) are reported in one line, not a stack trace.
+  const code = (error as { code?: string }).code;
+  console.error(`users-api: ${(error as Error).message}${code ? ` (${code})` : ''}`);
+  process.exit(1);
+}

@@ -1,0 +1,69 @@
+// Opens the store, listens, and shuts down gracefully: the only place with process side effects.
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { Config } from './config.js';
+import { openDatabase, sqlitePath, type Db } from './db/database.js';
+import { migrateToLatest } from './db/migrations.js';
+import { countActiveApiKeys, createApiKey } from './keys/keys.service.js';
+import { createLogger } from './logger.js';
+import { loadOrCreateSecretFile, secretFilePath } from './secrets.js';
+import { randomBytes } from 'node:crypto';
+
+export function resolveSecret(config: Config): string {
+  if (config.userTokenSecret) return config.userTokenSecret;
+  const path = sqlitePath(config.databaseUrl);
+  if (path === ':memory:') return randomBytes(32).toString('base64url');
+  return loadOrCreateSecretFile(secretFilePath(path));
+}
+
+/** On an empty store, a key so that a newcomer's first request works; printed once, never logged. */
+async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void> {
+  if ((await countActiveApiKeys(db)) > 0) return;
+  const key = await createApiKey(db, { name: 'development' });
+  process.stdout.write(
+    [
+      '',
+      'No API keys existed, so a development key was created. The secret is shown only this once:',
+      `  client_id       ${key.client_id}`,
+      `  api_key_id      ${key.api_key_id}`,
+      `  api_key_secret  ${key.api_key_secret}`,
+      'Try it:',
+      `  curl -u '${key.api_key_id}:${key.api_key_secret}' --request POST --url ${baseUrl}/v2/users ` +
+        `--header 'accept: application/json' --header 'content-type: application/json'`,
+      `API reference: ${baseUrl}/docs`,
+      '',
+      '',
+    ].join('\n'),
+  );
+}
+
+export async function serve(config: Config): Promise<FastifyInstance> {
+  const logger = createLogger(config.logLevel);
+  const db = openDatabase(config.databaseUrl);
+  if (config.migrateOnStart) await migrateToLatest(db);
+  const app = await buildApp(config, { db, secret: resolveSecret(config), logger });
+  app.addHook('onClose', async () => db.destroy());
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = ['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host;
+  await createDevelopmentKeyIfNone(db, `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  return app;
+}

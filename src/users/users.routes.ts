@@ -1,0 +1,99 @@
+// HTTP routes of /v2/users: schemas and status codes only; the rules live in UsersService.
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { errorResponses } from '../http/schemas.js';
+import { baseUrl } from '../http/base-url.js';
+import {
+  CreateUserResponseSchema,
+  ListUsersQuerySchema,
+  ListUsersResponseSchema,
+  UserIdParamsSchema,
+  UserInputSchema,
+} from './users.schemas.js';
+import type { UsersService } from './users.service.js';
+
+const tags = ['Users'];
+const UserRef = Type.Ref('User');
+
+export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = async (app, { users }) => {
+  app.post(
+    '/users',
+    {
+      schema: {
+        tags,
+        summary: 'Create a user',
+        description:
+          'Creates a new user object. Includes a new user token in the response. The body is optional: ' +
+          'an empty request creates a user with no fields set.',
+        body: UserInputSchema,
+        response: { 200: CreateUserResponseSchema, ...errorResponses(400, 413, 415) },
+      },
+    },
+    async (request) => users.create(request.clientId, request.body),
+  );
+
+  app.get(
+    '/users',
+    {
+      schema: {
+        tags,
+        summary: 'List all users',
+        description:
+          'Returns a paginated list of all user objects, oldest first. Follow `next`/`previous` to walk the list; ' +
+          'a walk returns every user that exists throughout it exactly once.',
+        querystring: ListUsersQuerySchema,
+        response: { 200: ListUsersResponseSchema, ...errorResponses(400) },
+      },
+    },
+    async (request) => users.list(request.clientId, request.query, baseUrl(request)),
+  );
+
+  app.get(
+    '/users/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Retrieve a user',
+        description: 'Retrieves a user object.',
+        params: UserIdParamsSchema,
+        response: { 200: UserRef, ...errorResponses(404) },
+      },
+    },
+    async (request) => users.get(request.clientId, request.params.id),
+  );
+
+  app.patch(
+    '/users/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Update a user',
+        description:
+          'Updates a user object as a JSON merge patch: fields present replace stored ones, null clears a field, ' +
+          '`address`, `birth_date` and `open_banking` merge key by key, `external_metadata` is replaced whole.',
+        params: UserIdParamsSchema,
+        body: UserInputSchema,
+        response: { 200: UserRef, ...errorResponses(400, 404, 413, 415) },
+      },
+    },
+    async (request) => users.update(request.clientId, request.params.id, request.body),
+  );
+
+  app.delete(
+    '/users/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a user',
+        description:
+          'Deletes a user object and everything attached to it; its user tokens stop being valid. 204 status code: No content.',
+        params: UserIdParamsSchema,
+        response: { 204: Type.Null({ description: '204 status code: No content.' }), ...errorResponses(404) },
+      },
+    },
+    async (request, reply) => {
+      await users.delete(request.clientId, request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+};

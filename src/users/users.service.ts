@@ -1,0 +1,275 @@
+// The rules of the Users API: input to rows (merge patch), rows to the User shape, paging, tokens.
+import type { Db } from '../db/database.js';
+import { addFieldError, errors, type FieldErrors } from '../errors.js';
+import type { UserTokens } from '../tokens/tokens.js';
+import type { CursorCodec, CursorState } from './users.cursor.js';
+import { toE164 } from './users.formats.js';
+import { canonicalUserId, newUserId } from './users.ids.js';
+import * as repo from './users.repository.js';
+import type { PagePosition, UserRow } from './users.repository.js';
+import { EXTERNAL_METADATA_MAX_BYTES, type User, type UserInput } from './users.schemas.js';
+
+export const DEFAULT_PAGE_SIZE = 10;
+export const MAX_PAGE_SIZE = 200;
+const PATCH_ATTEMPTS = 20;
+
+export interface ListQuery {
+  limit?: number;
+  external_id?: string;
+  cursor?: string;
+}
+
+export interface UserPage {
+  next: string | null;
+  previous: string | null;
+  results: User[];
+}
+
+const has = (input: object, key: string) => Object.hasOwn(input, key);
+const parseJson = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
+
+const TEXT_COLUMNS = ['external_id', 'first_name', 'last_name', 'email', 'ssn'] as const;
+const ADDRESS_COLUMNS = {
+  city: 'address_city',
+  line1: 'address_line1',
+  line2: 'address_line2',
+  state: 'address_state',
+  country: 'address_country',
+  postal_code: 'address_postal_code',
+} as const;
+const BIRTH_DATE_COLUMNS = { year: 'birth_year', month: 'birth_month', day: 'birth_day' } as const;
+
+type Nested = Record<string, unknown>;
+
+/** JSON merge patch (RFC 7396) of `patch` into `target`: null deletes a key, objects merge. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const result: Nested = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+/** Column changes for the fields present in `input`, applied over `current` (absent on create). */
+function inputToColumns(input: UserInput, current: UserRow | undefined): Partial<UserRow> {
+  const changes: Partial<UserRow> = {};
+  for (const column of TEXT_COLUMNS) {
+    if (has(input, column)) changes[column] = input[column] ?? null;
+  }
+  if (has(input, 'phone_number')) {
+    changes.phone_number = input.phone_number == null ? null : (toE164(input.phone_number) ?? null);
+  }
+  for (const [field, columns] of [
+    ['address', ADDRESS_COLUMNS],
+    ['birth_date', BIRTH_DATE_COLUMNS],
+  ] as const) {
+    if (!has(input, field)) continue;
+    const value = (input[field] ?? null) as Nested | null;
+    for (const [key, column] of Object.entries(columns)) {
+      if (value === null) (changes as Nested)[column] = null;
+      else if (has(value, key)) (changes as Nested)[column] = value[key] ?? null;
+    }
+  }
+  if (has(input, 'external_metadata')) {
+    changes.external_metadata = input.external_metadata == null ? null : JSON.stringify(input.external_metadata);
+  }
+  if (has(input, 'open_banking')) {
+    const merged = mergePatch(parseJson(current?.open_banking ?? null), input.open_banking ?? null);
+    changes.open_banking = merged === null ? null : JSON.stringify(merged);
+  }
+  return changes;
+}
+
+/** Rules that span fields or need the stored row: sizes and the calendar. */
+function checkRow(row: UserRow, input: UserInput): void {
+  const problems: FieldErrors = {};
+  if (row.external_metadata !== null && Buffer.byteLength(row.external_metadata) > EXTERNAL_METADATA_MAX_BYTES) {
+    addFieldError(
+      problems,
+      ['external_metadata'],
+      `Ensure this value has no more than ${EXTERNAL_METADATA_MAX_BYTES} bytes when encoded as JSON.`,
+    );
+  }
+  const { birth_year: year, birth_month: month, birth_day: day } = row;
+  if (has(input, 'birth_date') && year !== null && month !== null && day !== null) {
+    const date = new Date(Date.UTC(year, month - 1, day));
+    if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) {
+      addFieldError(problems, ['birth_date', 'non_field_errors'], 'Enter a valid date.');
+    } else if (date.getTime() > Date.now()) {
+      addFieldError(problems, ['birth_date', 'non_field_errors'], 'Birth date cannot be in the future.');
+    }
+  }
+  if (Object.keys(problems).length > 0) throw errors.validation(problems);
+}
+
+export function userRowToUser(row: UserRow): User {
+  return {
+    id: row.id,
+    created_at: row.created_at,
+    items_connected: JSON.parse(row.items_connected) as string[],
+    employers_connected: JSON.parse(row.employers_connected) as string[],
+    external_metadata: parseJson(row.external_metadata),
+    external_id: row.external_id,
+    first_name: row.first_name,
+    last_name: row.last_name,
+    email: row.email,
+    phone_number: row.phone_number,
+    ssn: row.ssn,
+    address: {
+      city: row.address_city,
+      line1: row.address_line1,
+      line2: row.address_line2,
+      state: row.address_state,
+      country: row.address_country,
+      postal_code: row.address_postal_code,
+    },
+    birth_date: { year: row.birth_year, month: row.birth_month, day: row.birth_day },
+  };
+}
+
+const EMPTY_ROW: Omit<UserRow, 'client_id' | 'id' | 'created_at' | 'updated_at'> = {
+  version: 1,
+  external_id: null,
+  first_name: null,
+  last_name: null,
+  email: null,
+  phone_number: null,
+  ssn: null,
+  address_city: null,
+  address_line1: null,
+  address_line2: null,
+  address_state: null,
+  address_country: null,
+  address_postal_code: null,
+  birth_year: null,
+  birth_month: null,
+  birth_day: null,
+  external_metadata: '{}',
+  open_banking: null,
+  items_connected: '[]',
+  employers_connected: '[]',
+};
+
+export class UsersService {
+  constructor(
+    private readonly db: Db,
+    private readonly tokens: UserTokens,
+    private readonly cursors: CursorCodec,
+  ) {}
+
+  async create(clientId: string, input: UserInput): Promise<{ user_token: string; id: string }> {
+    const { id, createdAt } = newUserId();
+    const row: UserRow = {
+      ...EMPTY_ROW,
+      client_id: clientId,
+      id,
+      created_at: createdAt,
+      updated_at: createdAt,
+      ...inputToColumns(input, undefined),
+    };
+    checkRow(row, input);
+    await repo.insertUser(this.db, row);
+    return { user_token: await this.tokens.mint(clientId, id), id };
+  }
+
+  async get(clientId: string, rawId: string): Promise<User> {
+    return userRowToUser(await this.findRow(clientId, rawId));
+  }
+
+  async update(clientId: string, rawId: string, input: UserInput): Promise<User> {
+    // Optimistic retry: each attempt merges into the version it read, so concurrent patches never mix.
+    for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
+      const current = await this.findRow(clientId, rawId);
+      const changes = inputToColumns(input, current);
+      const next: UserRow = {
+        ...current,
+        ...changes,
+        version: current.version + 1,
+        updated_at: new Date().toISOString(),
+      };
+      checkRow(next, input);
+      const { client_id: _c, id: _i, created_at: _t, ...columns } = next;
+      if (await repo.updateUser(this.db, clientId, current.id, current.version, columns)) return userRowToUser(next);
+    }
+    throw errors.unavailable();
+  }
+
+  async delete(clientId: string, rawId: string): Promise<void> {
+    const id = canonicalUserId(rawId);
+    if (id === undefined || !(await repo.deleteUser(this.db, clientId, id))) throw errors.notFound();
+  }
+
+  async mintToken(clientId: string, rawId: string): Promise<string> {
+    const id = canonicalUserId(rawId);
+    if (id === undefined || !(await repo.userExists(this.db, clientId, id))) {
+      throw errors.validation({ user: [`Invalid pk "${rawId}" - object does not exist.`] });
+    }
+    return this.tokens.mint(clientId, id);
+  }
+
+  /** Whether a user token is valid now: signed here, unexpired, and its user still exists. */
+  async introspectToken(clientId: string, token: string) {
+    const claims = await this.tokens.verify(token);
+    if (!claims || claims.client_id !== clientId || !(await repo.userExists(this.db, clientId, claims.user_id))) {
+      return { active: false } as const;
+    }
+    return { active: true, user_id: claims.user_id, client_id: claims.client_id, exp: claims.exp, jti: claims.jti } as const;
+  }
+
+  async list(clientId: string, query: ListQuery, baseUrl: string): Promise<UserPage> {
+    const state: Omit<CursorState, 'key'> & { key: string | undefined } =
+      query.cursor !== undefined
+        ? this.cursors.decode(clientId, query.cursor)
+        : {
+            direction: 'next',
+            key: undefined,
+            inclusive: false,
+            limit: Math.min(query.limit ?? DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+            externalId: query.external_id,
+          };
+    const position: PagePosition = { clientId, ...state };
+    const rows = await repo.listUsersPage(this.db, position, state.limit + 1);
+    const more = rows.length > state.limit;
+    const page = rows.slice(0, state.limit);
+    if (state.direction === 'previous') page.reverse();
+
+    const forward = state.direction === 'next';
+    const first = page[0]?.id;
+    const last = page.at(-1)?.id;
+    // Past the end of the walk (empty page): both neighbours hinge on the cursor's own key.
+    const nextFrom: Omit<CursorState, 'limit' | 'externalId'> | undefined =
+      last !== undefined
+        ? { direction: 'next', key: last, inclusive: false }
+        : state.key !== undefined
+          ? { direction: 'next', key: state.key, inclusive: !forward && !state.inclusive }
+          : undefined;
+    const previousFrom: Omit<CursorState, 'limit' | 'externalId'> | undefined =
+      first !== undefined
+        ? { direction: 'previous', key: first, inclusive: false }
+        : state.key !== undefined
+          ? { direction: 'previous', key: state.key, inclusive: forward && !state.inclusive }
+          : undefined;
+
+    const exists = async (from: typeof nextFrom) =>
+      from !== undefined && (await repo.hasUsersBeyond(this.db, { clientId, externalId: state.externalId, ...from }));
+    const hasNext = forward && page.length > 0 ? more : await exists(nextFrom);
+    const hasPrevious = !forward && page.length > 0 ? more : state.key === undefined ? false : await exists(previousFrom);
+
+    const link = (from: typeof nextFrom) =>
+      `${baseUrl}/v2/users?cursor=${this.cursors.encode(clientId, { ...from!, limit: state.limit, externalId: state.externalId })}`;
+    return {
+      next: hasNext ? link(nextFrom) : null,
+      previous: hasPrevious ? link(previousFrom) : null,
+      results: page.map(userRowToUser),
+    };
+  }
+
+  private async findRow(clientId: string, rawId: string): Promise<UserRow> {
+    const id = canonicalUserId(rawId);
+    const row = id === undefined ? undefined : await repo.findUserById(this.db, clientId, id);
+    if (!row) throw errors.notFound();
+    return row;
+  }
+}
