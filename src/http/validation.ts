@@ -19,17 +19,25 @@ export function pythonTypeName(value: unknown): string {
   }
 }
 
+/** Deepest nesting of arrays and objects accepted in a JSON body. */
+export const MAX_JSON_DEPTH = 32;
+
 /**
- * Every string in a JSON value, object keys included, must be NUL-free, well-formed Unicode.
- * Problems inside an `opaque` top-level field (free-form JSON) are reported on that field.
+ * Every string in a JSON value, object keys included, must be NUL-free, well-formed Unicode, and
+ * nesting is bounded. Problems inside an `opaque` top-level field (free-form JSON) are reported on that field.
  */
 export function findTextProblems(
   value: unknown,
   opaque: ReadonlySet<string> = new Set(),
   path: string[] = [],
   found: FieldErrors = {},
+  depth = 0,
 ): FieldErrors {
   const at = path.length ? path : ['non_field_errors'];
+  if (depth > MAX_JSON_DEPTH) {
+    addFieldError(found, at, `Ensure this value is nested no more than ${MAX_JSON_DEPTH} levels deep.`);
+    return found;
+  }
   if (typeof value === 'string') {
     if (value.includes('\0')) addFieldError(found, at, 'Null characters are not allowed.');
     if (!value.isWellFormed()) {
@@ -37,13 +45,13 @@ export function findTextProblems(
       addFieldError(found, at, `Surrogate characters are not allowed: U+${code}.`);
     }
   } else if (Array.isArray(value)) {
-    for (const item of value) findTextProblems(item, opaque, path, found);
+    for (const item of value) findTextProblems(item, opaque, path, found, depth + 1);
   } else if (value !== null && typeof value === 'object') {
     const frozen = path.length > 0 && opaque.has(path[0] ?? '');
     for (const [key, item] of Object.entries(value)) {
       const childPath = frozen ? path : [...path, key];
-      findTextProblems(key, opaque, childPath, found);
-      findTextProblems(item, opaque, childPath, found);
+      findTextProblems(key, opaque, childPath, found, depth + 1);
+      findTextProblems(item, opaque, childPath, found, depth + 1);
     }
   }
   return found;

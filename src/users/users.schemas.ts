@@ -22,15 +22,16 @@ function Nullable<T extends TSchema>(schema: T) {
 }
 
 const text = (maxLength: number, options: Described) => Nullable(Type.String({ maxLength, ...options }));
-const formatted = (format: string, maxLength: number, options: Described) =>
-  Nullable(Type.String({ format, minLength: 1, maxLength, ...options }));
+/** A string with a format; the format bounds the length unless maxLength is given. */
+const formatted = (format: string, maxLength: number | undefined, options: Described) =>
+  Nullable(Type.String({ format, minLength: 1, ...(maxLength === undefined ? {} : { maxLength }), ...options }));
 
 const AddressFields = {
   city: text(100, { description: 'Name of the city, town, district, or similar regional entity.' }),
   line1: text(255, { description: 'Address-Line 1, usually street address or P.O. Box information.' }),
   line2: text(255, { description: 'Address-Line 2, usually the apartment or unit number.' }),
   state: text(100, { description: 'State, county, province, region, or equivalent.' }),
-  country: formatted('iso3166-alpha2', 2, { description: 'Two-letter country code (ISO 3166-1 alpha-2 format).' }),
+  country: formatted('iso3166-alpha2', undefined, { description: 'Two-letter country code (ISO 3166-1 alpha-2 format).' }),
   postal_code: text(20, { description: 'Zip code, or equivalent.' }),
 };
 
@@ -46,7 +47,7 @@ const EndUserFields = {
   city: text(100, { description: 'Name of the city, town, district, or similar regional entity.' }),
   state: text(100, { description: 'State, county, province, region, or equivalent.' }),
   zip: text(20, { description: 'Zip code, or equivalent.' }),
-  phone: formatted('lender-phone', 20, {
+  phone: formatted('lender-phone', undefined, {
     description: 'Phone number of the lender or entity. Must be 10 or 11 digits (with or without hyphens).',
   }),
 };
@@ -71,7 +72,7 @@ export const UserInputSchema = Type.Partial(
           "Pre-fill Link's login screen with this phone number. E.164 recommended; numbers without a country " +
           'code are read as US numbers. Stored and returned in E.164. Invalid phone numbers fail the request.',
       }),
-      ssn: formatted('ssn', 11, { description: 'Social Security number: nine digits, hyphens allowed.' }),
+      ssn: formatted('ssn', undefined, { description: 'Social Security number: nine digits, hyphens allowed.' }),
       address: partialObject(AddressFields, 'Address of the user. On update, keys merge into the stored address.'),
       birth_date: partialObject(
         BirthDateFields,

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createTestApi, createUser, STORES, type TestApi } from './helpers/app.js';
+
+/** The path and query of a next/previous link, for inject; asserts it carries only a cursor. */
+function follow(link: string): string {
+  const url = new URL(link);
+  assert.deepEqual([...url.searchParams.keys()], ['cursor']);
+  return `${url.pathname}${url.search}`;
+}
+
+for (const store of STORES) {
+  describe(`GET /v2/users (${store})`, () => {
+    let api: TestApi;
+    const list = async (query = '') => api.request({ method: 'GET', url: `/v2/users${query}` });
+
+    before(async () => {
+      api = await createTestApi(store);
+      for (let i = 0; i < 25; i++) await createUser(api, { external_id: i % 5 === 0 ? 'group-a' : `u-${i}` });
+    });
+    after(() => api.close());
+
+    it('returns {next, previous, results}, 10 by default, oldest first', async () => {
+      const res = await list();
+      assert.equal(res.status, 200);
+      assert.deepEqual(Object.keys(res.json), ['next', 'previous', 'results']);
+      assert.equal(res.json.results.length, 10);
+      assert.equal(res.json.previous, null);
+      assert.match(res.json.next, /^http:\/\/localhost(:80)?\/v2\/users\?cursor=[\w.-]+$/);
+      const ids = res.json.results.map((u: { id: string }) => u.id);
+      assert.deepEqual(ids, [...ids].sort());
+    });
+
+    it("works with the reference page's curl headers", async () => {
+      const res = await api.request({
+        method: 'GET',
+        url: '/v2/users?limit=2',
+        headers: { accept: 'application/json', 'content-type': 'application/json' },
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.json.results.length, 2);
+    });
+
+    it('treats a limit above 200 as 200', async () => {
+      for (let i = 0; i < 190; i++) await createUser(api, { external_id: 'bulk' });
+      const res = await list('?limit=1000');
+      assert.equal(res.status, 200);
+      assert.equal(res.json.results.length, 200);
+      assert.notEqual(res.json.next, null);
+    });
+
+    it('rejects a limit that is not a positive integer', async () => {
+      for (const [limit, message] of [
+        ['0', 'Ensure this value is greater than or equal to 1.'],
+        ['-3', 'Ensure this value is greater than or equal to 1.'],
+        ['abc', 'A valid integer is required.'],
+        ['1.5', 'A valid integer is required.'],
+      ]) {
+        const res = await list(`?limit=${limit}`);
+        assert.equal(res.status, 400, limit);
+        assert.deepEqual(res.json, { limit: [message] });
+      }
+    });
+
+    it('filters by exact external_id', async () => {
+      const res = await list('?external_id=group-a&limit=200');
+      assert.equal(res.json.results.length, 5);
+      for (const user of res.json.results) assert.equal(user.external_id, 'group-a');
+      assert.equal((await list('?external_id=GROUP-A')).json.results.length, 0);
+      assert.equal((await list('?external_id=group')).json.results.length, 0);
+      assert.equal(res.json.next, null);
+    });
+
+    it('seals limit and filter in the cursor, and still works when they are repeated beside it', async () => {
+      const first = await list('?external_id=group-a&limit=2');
+      assert.equal(first.json.results.length, 2);
+      const second = await api.request({ method: 'GET', url: follow(first.json.next) });
+      assert.equal(second.json.results.length, 2);
+      for (const user of second.json.results) assert.equal(user.external_id, 'group-a');
+      const repeated = await api.request({ method: 'GET', url: `${follow(first.json.next)}&limit=2&external_id=group-a` });
+      assert.equal(repeated.status, 200);
+      assert.deepEqual(repeated.json, second.json);
+    });
+
+    it('walks back with previous links; previous is null on the first page and next on the last', async () => {
+      const pages: string[][] = [];
+      let res = await list('?limit=7&external_id=bulk');
+      assert.equal(res.json.previous, null);
+      for (;;) {
+        pages.push(res.json.results.map((u: { id: string }) => u.id));
+        if (res.json.next === null) break;
+        res = await api.request({ method: 'GET', url: follow(res.json.next) });
+      }
+      assert.equal(pages.flat().length, 190);
+      assert.equal(new Set(pages.flat()).size, 190);
+      // Back from the last page, each previous page is the same page as on the way forward.
+      for (let i = pages.length - 2; i >= 0; i--) {
+        assert.notEqual(res.json.previous, null);
+        res = await api.request({ method: 'GET', url: follow(res.json.previous) });
+        assert.deepEqual(res.json.results.map((u: { id: string }) => u.id), pages[i]);
+      }
+      assert.equal(res.json.previous, null);
+    });
+
+    it('rejects a tampered or made-up cursor with 400 "Invalid cursor"', async () => {
+      const first = await list('?limit=2');
+      const cursor = new URL(first.json.next).searchParams.get('cursor') ?? '';
+      const [payload, tag] = cursor.split('.');
+      const forged = Buffer.from(JSON.stringify({ d: 'n', k: '0', l: 200 })).toString('base64url');
+      for (const bad of ['garbage', '', `${forged}.${tag}`, `${payload}.${tag}x`, `${payload}`, `${cursor}.x`, '%%%']) {
+        const res = await list(`?cursor=${encodeURIComponent(bad)}`);
+        assert.equal(res.status, 400, bad);
+        assert.deepEqual(res.json, { detail: 'Invalid cursor' });
+      }
+    });
+
+    it('a walk of 1,000 users finds each exactly once while others are created and deleted', async () => {
+      const walker = await api.newTenant('walker');
+      const as = walker;
+      const stable = new Set<string>();
+      const volatile: string[] = [];
+      for (let i = 0; i < 1000; i++) {
+        stable.add(await createUser(api, { external_id: 'stable' }, as));
+        if (i % 10 === 0) volatile.push(await createUser(api, { external_id: 'volatile' }, as));
+      }
+      const seen = new Map<string, number>();
+      let url: string | null = '/v2/users?limit=37';
+      let pages = 0;
+      while (url) {
+        const res = await api.request({ method: 'GET', url, as });
+        assert.equal(res.status, 200);
+        for (const user of res.json.results) seen.set(user.id, (seen.get(user.id) ?? 0) + 1);
+        // Churn between pages: delete users ahead of and behind the walk, and add new ones.
+        const victim = volatile.splice(pages % 2 === 0 ? 0 : -1, 1)[0];
+        if (victim) assert.equal((await api.request({ method: 'DELETE', url: `/v2/users/${victim}`, as })).status, 204);
+        volatile.push(await createUser(api, { external_id: 'volatile' }, as));
+        url = res.json.next ? follow(res.json.next) : null;
+        pages++;
+      }
+      for (const id of stable) assert.equal(seen.get(id), 1, `stable user ${id} seen ${seen.get(id) ?? 0} times`);
+      for (const [id, count] of seen) assert.equal(count, 1, `${id} seen ${count} times`);
+      assert.ok(pages >= 1000 / 37);
+    });
+
+    it('builds links from X-Forwarded-* only when TRUST_PROXY is set', async () => {
+      const headers = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'api.example.com' };
+      const untrusted = await api.request({ method: 'GET', url: '/v2/users?limit=1', headers });
+      assert.match(untrusted.json.next, /^http:\/\/localhost/);
+      const proxied = await createTestApi(store, { TRUST_PROXY: 'true' });
+      try {
+        await createUser(proxied);
+        await createUser(proxied);
+        const res = await proxied.request({ method: 'GET', url: '/v2/users?limit=1', headers });
+        assert.match(res.json.next, /^https:\/\/api\.example\.com\/v2\/users\?cursor=/);
+      } finally {
+        await proxied.close();
+      }
+    });
+  });
+}
