@@ -40,6 +40,21 @@ export const API_DESCRIPTION =
   'token to the front end, look users up by your own `external_id`, page through them, update and delete them.\n\n' +
   'Errors use Django REST Framework\'s shapes: `{"field": ["message"]}` for invalid fields and `{"detail": "..."}` otherwise.';
 
+interface OpenApiDocument {
+  paths?: Record<string, Record<string, { requestBody?: { required?: boolean; content: Record<string, { schema?: { required?: string[] } }> } }>>;
+}
+
+/** A body whose schema requires no field may be omitted entirely (a bare POST creates a user). */
+function markOptionalBodies(document: OpenApiDocument): OpenApiDocument {
+  for (const operations of Object.values(document.paths ?? {})) {
+    for (const { requestBody } of Object.values(operations)) {
+      if (!requestBody) continue;
+      requestBody.required = Object.values(requestBody.content).some((media) => (media.schema?.required ?? []).length > 0);
+    }
+  }
+  return document;
+}
+
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
@@ -78,6 +93,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       },
       security: [{ basicAuth: [] }],
     },
+    transformObject: (document) =>
+      markOptionalBodies(('openapiObject' in document ? document.openapiObject : {}) as OpenApiDocument) as object,
     refResolver: {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`),
     },
