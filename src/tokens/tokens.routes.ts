@@ -12,11 +12,15 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = 
     {
       schema: {
         tags,
+        operationId: 'createUserToken',
         summary: 'Create a user token',
         description: 'Creates a new user token (valid one hour) for an existing user, for a new Link session.',
         body: Type.Object({ user: Type.String({ format: 'uuid', description: 'ID of the user.' }) }),
         response: {
-          200: Type.Object({ user_token: Type.String({ description: 'JWT (HS256), valid for one hour.' }) }),
+          200: Type.Object(
+            { user_token: Type.String({ description: 'JWT (HS256), valid for one hour.' }) },
+            { description: 'A new user token.' },
+          ),
           ...errorResponses(400, 413, 415),
         },
       },
@@ -29,6 +33,7 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = 
     {
       schema: {
         tags,
+        operationId: 'introspectUserToken',
         summary: 'Check a user token',
         description:
           'Reports whether a user token is valid now: signed by this service for this client, not expired, ' +
@@ -41,7 +46,7 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = 
             client_id: Type.Optional(Type.String({ format: 'uuid' })),
             exp: Type.Optional(Type.Integer({ description: 'Expiry, seconds since the epoch.' })),
             jti: Type.Optional(Type.String()),
-          }),
+          }, { description: 'Whether the token is valid now, and whose it is.' }),
           ...errorResponses(400, 413, 415),
         },
       },

@@ -13,7 +13,7 @@ import {
 import type { UsersService } from './users.service.js';
 
 const tags = ['Users'];
-const UserRef = Type.Ref('User');
+const UserRef = Type.Unsafe({ $ref: 'User', description: 'The user object.' });
 
 export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = async (app, { users }) => {
   app.post(
@@ -21,12 +21,13 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
     {
       schema: {
         tags,
+        operationId: 'createUser',
         summary: 'Create a user',
         description:
           'Creates a new user object. Includes a new user token in the response. The body is optional: ' +
           'an empty request creates a user with no fields set.',
         body: UserInputSchema,
-        response: { 200: CreateUserResponseSchema, ...errorResponses(400, 413, 415) },
+        response: { 200: { ...CreateUserResponseSchema, description: 'The new user and a user token for it.' }, ...errorResponses(400, 413, 415) },
       },
     },
     async (request) => users.create(request.clientId, request.body),
@@ -37,12 +38,13 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
     {
       schema: {
         tags,
+        operationId: 'listUsers',
         summary: 'List all users',
         description:
           'Returns a paginated list of all user objects, oldest first. Follow `next`/`previous` to walk the list; ' +
           'a walk returns every user that exists throughout it exactly once.',
         querystring: ListUsersQuerySchema,
-        response: { 200: ListUsersResponseSchema, ...errorResponses(400) },
+        response: { 200: { ...ListUsersResponseSchema, description: 'A page of users.' }, ...errorResponses(400) },
       },
     },
     async (request) => users.list(request.clientId, request.query, baseUrl(request)),
@@ -53,6 +55,7 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
     {
       schema: {
         tags,
+        operationId: 'retrieveUser',
         summary: 'Retrieve a user',
         description: 'Retrieves a user object.',
         params: UserIdParamsSchema,
@@ -67,6 +70,7 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
     {
       schema: {
         tags,
+        operationId: 'updateUser',
         summary: 'Update a user',
         description:
           'Updates a user object as a JSON merge patch: fields present replace stored ones, null clears a field, ' +
@@ -84,6 +88,7 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
     {
       schema: {
         tags,
+        operationId: 'deleteUser',
         summary: 'Delete a user',
         description:
           'Deletes a user object and everything attached to it; its user tokens stop being valid. 204 status code: No content.',
