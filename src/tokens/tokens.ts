@@ -40,8 +40,18 @@ export class UserTokens {
   /** The claims of a token this service signed and that has not expired, or undefined. */
   async verify(token: string): Promise<UserTokenClaims | undefined> {
     try {
-      const { payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], issuer: this.issuer });
-      return payload as unknown as UserTokenClaims;
+      const { payload } = await jwtVerify(token, this.key, {
+        algorithms: ['HS256'],
+        issuer: this.issuer,
+        requiredClaims: ['exp', 'iat', 'jti'],
+      });
+      const valid =
+        typeof payload.client_id === 'string' &&
+        typeof payload.user_id === 'string' &&
+        payload.sub === payload.user_id &&
+        typeof payload.exp === 'number' &&
+        payload.exp - (payload.iat ?? 0) <= USER_TOKEN_TTL_SECONDS;
+      return valid ? (payload as unknown as UserTokenClaims) : undefined;
     } catch {
       return undefined;
     }

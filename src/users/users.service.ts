@@ -212,7 +212,8 @@ export class UsersService {
   /** Whether a user token is valid now: signed here, unexpired, and its user still exists. */
   async introspectToken(clientId: string, token: string) {
     const claims = await this.tokens.verify(token);
-    if (!claims || claims.client_id !== clientId || !(await repo.userExists(this.db, clientId, claims.user_id))) {
+    const userId = claims && canonicalUserId(claims.user_id);
+    if (!claims || claims.client_id !== clientId || !userId || !(await repo.userExists(this.db, clientId, userId))) {
       return { active: false } as const;
     }
     return { active: true, user_id: claims.user_id, client_id: claims.client_id, exp: claims.exp, jti: claims.jti } as const;
