@@ -1,10 +1,22 @@
 // Environment parsed once at start into a frozen, typed object. Nothing else reads process.env.
 
+export type DatabaseConfig =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | {
+      readonly kind: 'postgres';
+      readonly url: string;
+      /** Schema to work in (search_path); the server's default when unset. */
+      readonly schema: string | undefined;
+      readonly poolSize: number;
+      readonly statementTimeoutMs: number;
+    };
+
 export interface Config {
   readonly port: number;
   readonly host: string;
-  /** SQLite file path (or ":memory:"). */
+  /** DATABASE_URL as given: a SQLite file path (or ":memory:") or a postgres:// URL. */
   readonly databaseUrl: string;
+  readonly database: DatabaseConfig;
   /** HS256 key for user tokens and cursors; when absent on SQLite a key file is kept beside the database. */
   readonly userTokenSecret: string | undefined;
   readonly userTokenIssuer: string;
@@ -13,6 +25,8 @@ export interface Config {
   readonly trustProxy: boolean | number | string[];
   readonly bodyLimit: number;
   readonly migrateOnStart: boolean;
+  /** Longest wait for in-flight requests on SIGTERM/SIGINT before exiting anyway. */
+  readonly shutdownTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -20,16 +34,23 @@ export class ConfigError extends Error {}
 export const ENVIRONMENT_HELP = `Environment:
   PORT                 port to listen on (default 8080)
   HOST                 address to bind (default 127.0.0.1; use 0.0.0.0 in containers)
-  DATABASE_URL         SQLite file path (default ./data/users.db)
-  USER_TOKEN_SECRET    HS256 key for user tokens and paging cursors, at least 32 characters;
-                       when unset, one is generated on first start and kept beside the
-                       SQLite database as user-token.secret (mode 0600)
+  DATABASE_URL         SQLite file path (default ./data/users.db), or a PostgreSQL URL
+                       postgres://user:password@host:5432/database (also postgresql://)
+  DATABASE_SCHEMA      PostgreSQL only: schema to use (default: the server's search_path)
+  DATABASE_POOL_SIZE   PostgreSQL only: connections per instance (default 10)
+  DATABASE_STATEMENT_TIMEOUT_MS
+                       PostgreSQL only: statement timeout in milliseconds (default 5000)
+  USER_TOKEN_SECRET    HS256 key for user tokens and paging cursors, at least 32 characters.
+                       Required on PostgreSQL (every instance must share it). On SQLite, when
+                       unset, one is generated on first start and kept beside the database
+                       as user-token.secret (mode 0600)
   USER_TOKEN_ISSUER    "iss" claim of user tokens (default users-api)
   LOG_LEVEL            fatal|error|warn|info|debug|trace|silent (default info)
   TRUST_PROXY          honour X-Forwarded-* from: true, a hop count, or comma-separated
                        addresses/CIDRs (default false)
   BODY_LIMIT           largest accepted request body in bytes (default 262144)
-  MIGRATE_ON_START     apply pending migrations when serving (default true)`;
+  MIGRATE_ON_START     apply pending migrations when serving (default true)
+  SHUTDOWN_TIMEOUT_MS  on SIGTERM/SIGINT, longest wait for in-flight requests (default 10000)`;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -58,10 +79,43 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
   return raw.split(',').map((part) => part.trim()).filter(Boolean);
 }
 
+function database(env: NodeJS.ProcessEnv, databaseUrl: string): DatabaseConfig {
+  if (!/^postgres(ql)?:/i.test(databaseUrl)) {
+    return { kind: 'sqlite', path: databaseUrl.replace(/^sqlite:(\/\/)?/, '') };
+  }
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    throw new ConfigError('DATABASE_URL is not a valid URL (expected postgres://user:password@host:5432/database)');
+  }
+  if (!url.hostname && !url.searchParams.get('host')) {
+    throw new ConfigError('DATABASE_URL names no host (expected postgres://user:password@host:5432/database)');
+  }
+  const schema = env.DATABASE_SCHEMA || undefined;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new ConfigError('DATABASE_SCHEMA must be a lower-case SQL identifier');
+  }
+  return {
+    kind: 'postgres',
+    url: databaseUrl,
+    schema,
+    poolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
+    statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const secret = env.USER_TOKEN_SECRET || undefined;
   if (secret !== undefined && secret.length < 32) {
     throw new ConfigError('USER_TOKEN_SECRET must be at least 32 characters');
+  }
+  const databaseUrl = env.DATABASE_URL || './data/users.db';
+  const db = database(env, databaseUrl);
+  if (db.kind === 'postgres' && secret === undefined) {
+    throw new ConfigError(
+      'USER_TOKEN_SECRET is required when DATABASE_URL is PostgreSQL: every instance must sign with the same secret',
+    );
   }
   const logLevel = env.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -70,12 +124,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return Object.freeze({
     port: integer(env, 'PORT', 8080, 0, 65535),
     host: env.HOST || '127.0.0.1',
-    databaseUrl: env.DATABASE_URL || './data/users.db',
+    databaseUrl,
+    database: db,
     userTokenSecret: secret,
     userTokenIssuer: env.USER_TOKEN_ISSUER || 'users-api',
     logLevel,
     trustProxy: trustProxy(env.TRUST_PROXY),
     bodyLimit: integer(env, 'BODY_LIMIT', 262_144, 1024, 64 * 1024 * 1024),
     migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
   });
 }

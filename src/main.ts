@@ -10,7 +10,7 @@ import { serve } from './server.js';
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
 async function withDb<T>(run: (db: Db) => Promise<T>): Promise<T> {
-  const db = openDatabase(loadConfig().databaseUrl);
+  const db = openDatabase(loadConfig().database);
   try {
     await migrateToLatest(db);
     return await run(db);
@@ -36,7 +36,7 @@ program
   .command('migrate')
   .description('apply pending database migrations and exit')
   .action(async () => {
-    const db = openDatabase(loadConfig().databaseUrl);
+    const db = openDatabase(loadConfig().database);
     try {
       const { results = [] } = await migrateToLatest(db);
       out(results.length ? results.map((r) => `applied ${r.migrationName}`).join('\n') : 'already up to date');

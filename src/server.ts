@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import type { Config } from './config.js';
-import { openDatabase, sqlitePath, type Db } from './db/database.js';
+import { openDatabase, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
 import { countActiveApiKeys, createApiKey } from './keys/keys.service.js';
 import { createLogger } from './logger.js';
@@ -11,7 +11,9 @@ import { randomBytes } from 'node:crypto';
 
 export function resolveSecret(config: Config): string {
   if (config.userTokenSecret) return config.userTokenSecret;
-  const path = sqlitePath(config.databaseUrl);
+  // loadConfig already refused PostgreSQL without USER_TOKEN_SECRET: shared stores share secrets.
+  if (config.database.kind !== 'sqlite') throw new Error('USER_TOKEN_SECRET is required');
+  const { path } = config.database;
   if (path === ':memory:') return randomBytes(32).toString('base64url');
   return loadOrCreateSecretFile(secretFilePath(path));
 }
@@ -39,7 +41,7 @@ async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void
 
 export async function serve(config: Config): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel);
-  const db = openDatabase(config.databaseUrl);
+  const db = openDatabase(config.database);
   if (config.migrateOnStart) await migrateToLatest(db);
   const app = await buildApp(config, { db, secret: resolveSecret(config), logger });
   app.addHook('onClose', async () => db.destroy());

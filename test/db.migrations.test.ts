@@ -9,7 +9,7 @@ import { migrateToLatest } from '../src/db/migrations.js';
 
 describe('migrations (sqlite)', () => {
   it('migrate an empty database, then migrating again is a no-op', async () => {
-    const db = openDatabase(':memory:');
+    const db = openDatabase({ kind: 'sqlite', path: ':memory:' });
     try {
       const first = await migrateToLatest(db);
       assert.ok((first.results ?? []).length > 0);
@@ -24,7 +24,7 @@ describe('migrations (sqlite)', () => {
   });
 
   it('listing and the external_id filter are served by indexes, not table scans', async () => {
-    const db = openDatabase(':memory:');
+    const db = openDatabase({ kind: 'sqlite', path: ':memory:' });
     try {
       await migrateToLatest(db);
       const plan = async (query: string) =>
@@ -42,7 +42,7 @@ describe('migrations (sqlite)', () => {
   it('creates the database file owner-only', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'users-api-db-'));
     try {
-      const db = openDatabase(join(dir, 'nested', 'users.db'));
+      const db = openDatabase({ kind: 'sqlite', path: join(dir, 'nested', 'users.db') });
       await migrateToLatest(db);
       await db.destroy();
       assert.equal(statSync(join(dir, 'nested', 'users.db')).mode & 0o777, 0o600);

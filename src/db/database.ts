@@ -2,7 +2,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { DatabaseConfig } from '../config.js';
 
 export interface ClientsTable {
   id: string;
@@ -57,12 +59,7 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
-export function sqlitePath(databaseUrl: string): string {
-  return databaseUrl.replace(/^sqlite:(\/\/)?/, '');
-}
-
-export function openDatabase(databaseUrl: string): Db {
-  const path = sqlitePath(databaseUrl);
+function openSqlite(path: string): Db {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // The database holds personal data: owner-only, and SQLite gives its -wal/-shm files the same mode.
@@ -75,4 +72,48 @@ export function openDatabase(databaseUrl: string): Db {
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+}
+
+/** PostgreSQL timestamptz text (session TimeZone=UTC) as the API's ISO 8601 form with microseconds. */
+export function timestamptzToIso(text: string): string {
+  const match = /^(\d{4,}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/.exec(text);
+  if (!match) return new Date(text).toISOString().replace(/Z$/, '000Z');
+  return `${match[1]}T${match[2]}.${(match[3] ?? '').padEnd(6, '0')}Z`;
+}
+
+const PG_OID = { json: 114, jsonb: 3802, timestamptz: 1184 } as const;
+
+/** Column values come back in the same forms as from SQLite: JSON as text, timestamps as ISO strings. */
+const pgTypes = {
+  getTypeParser(oid: number, format?: string) {
+    if (oid === PG_OID.json || oid === PG_OID.jsonb) return (text: string) => text;
+    if (oid === PG_OID.timestamptz) return timestamptzToIso;
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db {
+  const startup = ['-c TimeZone=UTC'];
+  if (config.schema) startup.push(`-c search_path=${config.schema}`);
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.poolSize,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: config.statementTimeoutMs || undefined,
+    options: startup.join(' '),
+    types: pgTypes,
+    application_name: 'users-api',
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', () => undefined);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+export function openDatabase(config: DatabaseConfig): Db {
+  return config.kind === 'sqlite' ? openSqlite(config.path) : openPostgres(config);
+}
+
+export function dialectOf<T>(db: Kysely<T>): DatabaseConfig['kind'] {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
 }

@@ -1,31 +1,44 @@
 // One migration history for every store; ids and timestamps come from the application.
-import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
-import type { Database } from './database.js';
+import { Migrator, sql, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import { dialectOf, type Database } from './database.js';
+
+/** Column types per dialect: SQLite stores text; PostgreSQL gets native types where they matter. */
+function columnTypes(db: Kysely<unknown>) {
+  const pg = dialectOf(db) === 'postgres';
+  return {
+    uuid: pg ? 'uuid' : 'text',
+    timestamp: pg ? 'timestamptz' : 'text',
+    // external_metadata must read back exactly as written, key order included: json keeps the text, jsonb does not.
+    exactJson: pg ? 'json' : 'text',
+    json: pg ? 'jsonb' : 'text',
+  } as const;
+}
 
 const migrations: Record<string, Migration> = {
   '0001_tenants_keys_users': {
     async up(db: Kysely<unknown>) {
+      const t = columnTypes(db);
       await db.schema
         .createTable('clients')
-        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('id', t.uuid, (c) => c.primaryKey())
         .addColumn('name', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
         .execute();
       await db.schema
         .createTable('api_keys')
         .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('client_id', 'text', (c) => c.notNull().references('clients.id').onDelete('cascade'))
+        .addColumn('client_id', t.uuid, (c) => c.notNull().references('clients.id').onDelete('cascade'))
         .addColumn('name', 'text', (c) => c.notNull())
         .addColumn('secret_hash', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .addColumn('revoked_at', 'text')
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
+        .addColumn('revoked_at', t.timestamp)
         .execute();
       await db.schema
         .createTable('users')
-        .addColumn('client_id', 'text', (c) => c.notNull().references('clients.id').onDelete('cascade'))
-        .addColumn('id', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'text', (c) => c.notNull())
-        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addColumn('client_id', t.uuid, (c) => c.notNull().references('clients.id').onDelete('cascade'))
+        .addColumn('id', t.uuid, (c) => c.notNull())
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
+        .addColumn('updated_at', t.timestamp, (c) => c.notNull())
         .addColumn('version', 'integer', (c) => c.notNull())
         .addColumn('external_id', 'text')
         .addColumn('first_name', 'text')
@@ -42,10 +55,10 @@ const migrations: Record<string, Migration> = {
         .addColumn('birth_year', 'integer')
         .addColumn('birth_month', 'integer')
         .addColumn('birth_day', 'integer')
-        .addColumn('external_metadata', 'text')
-        .addColumn('open_banking', 'text')
-        .addColumn('items_connected', 'text', (c) => c.notNull())
-        .addColumn('employers_connected', 'text', (c) => c.notNull())
+        .addColumn('external_metadata', t.exactJson)
+        .addColumn('open_banking', t.json)
+        .addColumn('items_connected', t.json, (c) => c.notNull())
+        .addColumn('employers_connected', t.json, (c) => c.notNull())
         // (client_id, id) serves both lookup by id and listing in id (= creation) order.
         .addPrimaryKeyConstraint('users_pkey', ['client_id', 'id'])
         .execute();
@@ -60,7 +73,16 @@ const migrations: Record<string, Migration> = {
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db: db as Kysely<unknown>, provider: { getMigrations: async () => migrations } });
+  // Kysely looks for its bookkeeping tables across all schemas unless told which one is ours.
+  const schema =
+    dialectOf(db) === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema
+      : undefined;
+  const migrator = new Migrator({
+    db: db as Kysely<unknown>,
+    provider: { getMigrations: async () => migrations },
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
   const result = await migrator.migrateToLatest();
   if (result.error) throw result.error;
   return result;

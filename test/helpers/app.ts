@@ -1,16 +1,42 @@
 // Builds a migrated app on a fresh store per test file, with one tenant ready, and small request helpers.
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions } from 'fastify';
+import pg from 'pg';
 import { buildApp } from '../../src/app.js';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, type Config, type DatabaseConfig } from '../../src/config.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations.js';
 import { createApiKey, type IssuedKey } from '../../src/keys/keys.service.js';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789';
 
-/** The stores every behavioural test runs on. */
-export const STORES = ['sqlite'] as const;
-export type Store = (typeof STORES)[number];
+export type Store = 'sqlite' | 'postgres';
+
+/** The PostgreSQL server the tests use; every test file works in a schema of its own there. */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+
+async function postgresReachable(): Promise<boolean> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.query('select 1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The stores every behavioural test runs on: SQLite always, PostgreSQL when reachable. In CI
+ * (CI=true) PostgreSQL is never skipped: its tests run and fail if the server is not there.
+ */
+export const STORES: readonly Store[] =
+  process.env.CI === 'true' || (await postgresReachable())
+    ? ['sqlite', 'postgres']
+    : (console.log(`# PostgreSQL not reachable at ${TEST_DATABASE_URL}: skipping the PostgreSQL runs of these tests`),
+      ['sqlite']);
 
 export interface Response {
   status: number;
@@ -34,15 +60,52 @@ export function basicAuth(key: Pick<IssuedKey, 'api_key_id' | 'api_key_secret'>)
   return `Basic ${Buffer.from(`${key.api_key_id}:${key.api_key_secret}`).toString('base64')}`;
 }
 
-export async function openStore(_store: Store): Promise<Db> {
-  const db = openDatabase(':memory:');
+export interface TestStore {
+  db: Db;
+  database: DatabaseConfig;
+  /** Environment that points a server process at this same store. */
+  env: NodeJS.ProcessEnv;
+  /** Closes the connection and removes the store's data. */
+  drop(): Promise<void>;
+}
+
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh, migrated store: in-memory SQLite, or a new schema on the test PostgreSQL server. */
+export async function openStore(store: Store): Promise<TestStore> {
+  if (store === 'sqlite') {
+    const db = openDatabase({ kind: 'sqlite', path: ':memory:' });
+    await migrateToLatest(db);
+    return { db, database: { kind: 'sqlite', path: ':memory:' }, env: {}, drop: () => db.destroy() };
+  }
+  const schema = `test_${randomBytes(6).toString('hex')}`;
+  await adminQuery(`create schema ${schema}`);
+  const database = { kind: 'postgres', url: TEST_DATABASE_URL, schema, poolSize: 10, statementTimeoutMs: 10_000 } as const;
+  const db = openDatabase(database);
   await migrateToLatest(db);
-  return db;
+  return {
+    db,
+    database,
+    env: { DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: schema },
+    async drop() {
+      await db.destroy();
+      await adminQuery(`drop schema ${schema} cascade`);
+    },
+  };
 }
 
 export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): Promise<TestApi> {
-  const db = await openStore(store);
-  const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, ...env });
+  const opened = await openStore(store);
+  const { db } = opened;
+  const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, ...opened.env, ...env });
   const app = await buildApp(config, { db, secret: TEST_SECRET });
   await app.ready();
   const tenant = await createApiKey(db, { name: 'tenant-a' });
@@ -65,7 +128,7 @@ export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): 
     newTenant: (name = 'tenant-b') => createApiKey(db, { name }),
     async close() {
       await app.close();
-      await db.destroy();
+      await opened.drop();
     },
   };
 }
