@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import type { Db } from './db/database.js';
 import { basicAuth } from './http/auth.js';
 import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.plugin.js';
+import { registerHealth } from './http/health.js';
 import { registerJsonBody } from './http/json-body.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
 import { createValidatorCompiler } from './http/validation.js';
@@ -101,6 +102,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  registerHealth(app, deps.db);
 
   const users = new UsersService(
     deps.db,

@@ -112,11 +112,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const databaseUrl = env.DATABASE_URL || './data/users.db';
   const db = database(env, databaseUrl);
-  if (db.kind === 'postgres' && secret === undefined) {
-    throw new ConfigError(
-      'USER_TOKEN_SECRET is required when DATABASE_URL is PostgreSQL: every instance must sign with the same secret',
-    );
-  }
   const logLevel = env.LOG_LEVEL || 'info';
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);

@@ -2,7 +2,7 @@
 // The users-api command: serve, migrate, keys.
 import { Command, CommanderError } from 'commander';
 import { ConfigError, ENVIRONMENT_HELP, loadConfig } from './config.js';
-import { openDatabase, type Db } from './db/database.js';
+import { connectDatabase, DatabaseUnavailableError, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
 import { createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
 import { serve } from './server.js';
@@ -10,7 +10,7 @@ import { serve } from './server.js';
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
 async function withDb<T>(run: (db: Db) => Promise<T>): Promise<T> {
-  const db = openDatabase(loadConfig().database);
+  const db = await connectDatabase(loadConfig().database);
   try {
     await migrateToLatest(db);
     return await run(db);
@@ -36,7 +36,7 @@ program
   .command('migrate')
   .description('apply pending database migrations and exit')
   .action(async () => {
-    const db = openDatabase(loadConfig().database);
+    const db = await connectDatabase(loadConfig().database);
     try {
       const { results = [] } = await migrateToLatest(db);
       out(results.length ? results.map((r) => `applied ${r.migrationName}`).join('\n') : 'already up to date');
@@ -91,7 +91,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
-  if (error instanceof ConfigError || error instanceof KeyError) {
+  if (error instanceof ConfigError || error instanceof KeyError || error instanceof DatabaseUnavailableError) {
     console.error(`users-api: ${error.message}`);
     process.exit(2);
   }

@@ -1,8 +1,8 @@
 // Opens the store, listens, and shuts down gracefully: the only place with process side effects.
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import type { Config } from './config.js';
-import { openDatabase, type Db } from './db/database.js';
+import { ConfigError, type Config } from './config.js';
+import { connectDatabase, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
 import { countActiveApiKeys, createApiKey } from './keys/keys.service.js';
 import { createLogger } from './logger.js';
@@ -11,8 +11,12 @@ import { randomBytes } from 'node:crypto';
 
 export function resolveSecret(config: Config): string {
   if (config.userTokenSecret) return config.userTokenSecret;
-  // loadConfig already refused PostgreSQL without USER_TOKEN_SECRET: shared stores share secrets.
-  if (config.database.kind !== 'sqlite') throw new Error('USER_TOKEN_SECRET is required');
+  if (config.database.kind !== 'sqlite') {
+    // Instances of a shared store must all sign with one secret, so it comes from configuration only.
+    throw new ConfigError(
+      'USER_TOKEN_SECRET is required when DATABASE_URL is PostgreSQL: every instance must sign with the same secret',
+    );
+  }
   const { path } = config.database;
   if (path === ':memory:') return randomBytes(32).toString('base64url');
   return loadOrCreateSecretFile(secretFilePath(path));
@@ -41,22 +45,33 @@ async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void
 
 export async function serve(config: Config): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel);
-  const db = openDatabase(config.database);
+  if (config.database.kind === 'postgres') resolveSecret(config); // fail fast, before connecting
+  const db = await connectDatabase(config.database);
+  const secret = resolveSecret(config);
   if (config.migrateOnStart) await migrateToLatest(db);
-  const app = await buildApp(config, { db, secret: resolveSecret(config), logger });
+  const app = await buildApp(config, { db, secret, logger });
   app.addHook('onClose', async () => db.destroy());
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = ['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host;
-  await createDevelopmentKeyIfNone(db, `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+  if (config.database.kind === 'sqlite') {
+    await createDevelopmentKeyIfNone(db, `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+  } else if ((await countActiveApiKeys(db)) === 0) {
+    // A shared production store never gets a key printed to a log: an operator creates one.
+    logger.warn('no active API keys: create one with `users-api keys create --name NAME`');
+  }
 
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting with requests unfinished');
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

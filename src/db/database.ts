@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config.js';
 
@@ -116,4 +116,27 @@ export function openDatabase(config: DatabaseConfig): Db {
 
 export function dialectOf<T>(db: Kysely<T>): DatabaseConfig['kind'] {
   return db.getExecutor().adapter instanceof PostgresAdapter ? 'postgres' : 'sqlite';
+}
+
+/** Where a store is, for messages: never the password. */
+export function describeDatabase(config: DatabaseConfig): string {
+  if (config.kind === 'sqlite') return `SQLite ${config.path}`;
+  const url = new URL(config.url);
+  if (url.password) url.password = '***';
+  return `PostgreSQL ${url.toString()}${config.schema ? ` (schema ${config.schema})` : ''}`;
+}
+
+export class DatabaseUnavailableError extends Error {}
+
+/** Opens the store and proves it answers, or fails with one clear sentence. */
+export async function connectDatabase(config: DatabaseConfig): Promise<Db> {
+  let db: Db | undefined;
+  try {
+    db = openDatabase(config);
+    await sql`select 1`.execute(db);
+    return db;
+  } catch (error) {
+    await db?.destroy().catch(() => undefined);
+    throw new DatabaseUnavailableError(`cannot use the database at ${describeDatabase(config)}: ${(error as Error).message}`);
+  }
 }

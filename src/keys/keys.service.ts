@@ -11,6 +11,9 @@ export interface IssuedKey {
 
 export class KeyError extends Error {}
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const API_KEY_ID = /^[0-9a-f]{32}$/;
+
 // Secrets carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest();
 
@@ -20,7 +23,7 @@ export async function createApiKey(db: Db, options: { name: string; clientId?: s
   if (clientId === undefined) {
     clientId = randomUUID();
     await repo.insertClient(db, { id: clientId, name: options.name, created_at: now });
-  } else if (!(await repo.findClientById(db, clientId))) {
+  } else if (!UUID.test(clientId) || !(await repo.findClientById(db, clientId))) {
     throw new KeyError(`No client with id ${clientId}`);
   }
   const apiKeyId = randomBytes(16).toString('hex');
@@ -38,7 +41,8 @@ export async function createApiKey(db: Db, options: { name: string; clientId?: s
 
 /** The client id the key belongs to, or undefined for an unknown, revoked or wrong key. */
 export async function authenticateApiKey(db: Db, apiKeyId: string, secret: string): Promise<string | undefined> {
-  const key = await repo.findActiveApiKey(db, apiKeyId);
+  // Anything that cannot be a key id never reaches the database.
+  const key = API_KEY_ID.test(apiKeyId) ? await repo.findActiveApiKey(db, apiKeyId) : undefined;
   const given = hashSecret(secret);
   // Compare even for an unknown id, so timing does not reveal which ids exist.
   const stored = key ? Buffer.from(key.secret_hash, 'hex') : Buffer.alloc(given.length);
@@ -49,5 +53,5 @@ export const listApiKeys = repo.listApiKeys;
 export const countActiveApiKeys = repo.countActiveApiKeys;
 
 export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
-  return repo.revokeApiKey(db, id, new Date().toISOString());
+  return API_KEY_ID.test(id) && repo.revokeApiKey(db, id, new Date().toISOString());
 }
