@@ -79,18 +79,18 @@ async function adminQuery(text: string): Promise<void> {
   }
 }
 
-/** A fresh, migrated store: in-memory SQLite, or a new schema on the test PostgreSQL server. */
-export async function openStore(store: Store): Promise<TestStore> {
+/** A fresh store (migrated unless told not to): in-memory SQLite, or a new schema on the test PostgreSQL server. */
+export async function openStore(store: Store, { migrate = true } = {}): Promise<TestStore> {
   if (store === 'sqlite') {
     const db = openDatabase({ kind: 'sqlite', path: ':memory:' });
-    await migrateToLatest(db);
+    if (migrate) await migrateToLatest(db);
     return { db, database: { kind: 'sqlite', path: ':memory:' }, env: {}, drop: () => db.destroy() };
   }
   const schema = `test_${randomBytes(6).toString('hex')}`;
   await adminQuery(`create schema ${schema}`);
   const database = { kind: 'postgres', url: TEST_DATABASE_URL, schema, poolSize: 10, statementTimeoutMs: 10_000 } as const;
   const db = openDatabase(database);
-  await migrateToLatest(db);
+  if (migrate) await migrateToLatest(db);
   return {
     db,
     database,
