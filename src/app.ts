@@ -28,14 +28,6 @@ export interface AppDeps {
   logger?: Logger;
 }
 
-const FORMAT_MESSAGES: Record<string, string | ((value: string) => string)> = {
-  email: 'Enter a valid email address.',
-  phone: 'Enter a valid phone number.',
-  ssn: 'Enter a valid Social Security number.',
-  'iso3166-alpha2': (value) => `"${value}" is not a valid choice.`,
-  'lender-phone': 'Enter a valid phone number.',
-};
-
 export const API_DESCRIPTION =
   'Users connect their payroll accounts using Link. Create a user per applicant, hand the short-lived user ' +
   'token to the front end, look users up by your own `external_id`, page through them, update and delete them.\n\n' +
@@ -73,10 +65,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   registerJsonBody(app);
   registerErrorHandling(app, config.bodyLimit);
-  const formats = Object.fromEntries(
-    Object.entries(USER_FORMATS).map(([name, validate]) => [name, { validate, message: FORMAT_MESSAGES[name] ?? 'Invalid value.' }]),
-  );
-  app.setValidatorCompiler(createValidatorCompiler(formats));
+  app.setValidatorCompiler(createValidatorCompiler(USER_FORMATS));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

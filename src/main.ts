@@ -4,7 +4,9 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, ENVIRONMENT_HELP, loadConfig } from './config.js';
 import { connectDatabase, DatabaseUnavailableError, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
-import { createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
+import { createReadStream, statSync } from 'node:fs';
+import { clientExists, createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
+import { importUsers, type ImportProgress } from './users/users.import.js';
 import { serve } from './server.js';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -85,6 +87,38 @@ keys
   .action(async (id: string) => {
     if (!(await withDb((db) => revokeApiKey(db, id)))) throw new KeyError(`No active API key with id ${id}`);
     out(`revoked ${id}`);
+  });
+
+program
+  .command('import')
+  .description('bulk-create users from NDJSON: one POST /v2/users body per line, validated the same way')
+  .requiredOption('--client <client_id>', 'the client (tenant) the users belong to')
+  .argument('[file]', 'NDJSON file; standard input when omitted or "-"')
+  .action(async (file: string | undefined, options: { client: string }) => {
+    const fromStdin = file === undefined || file === '-';
+    const total = fromStdin ? undefined : statSync(file).size;
+    const stream = fromStdin ? process.stdin : createReadStream(file);
+    const started = Date.now();
+    const report = (p: ImportProgress, final = false) => {
+      const seconds = (Date.now() - started) / 1000;
+      const rate = Math.round(p.imported / Math.max(seconds, 0.001));
+      const done = total ? Math.min(1, (stream as { bytesRead?: number }).bytesRead! / total) : undefined;
+      const bar = done === undefined ? '' : `[${'#'.repeat(Math.round(done * 30)).padEnd(30, '.')}] ${(done * 100).toFixed(0).padStart(3)}% `;
+      const line = `${bar}${p.imported} imported, ${p.rejected} rejected, ${rate}/s`;
+      if (process.stderr.isTTY) process.stderr.write(`\r${line}${final ? '\n' : ''}`);
+      else if (final) process.stderr.write(`${line}\n`);
+    };
+    const progress = await withDb(async (db) => {
+      if (!(await clientExists(db, options.client))) throw new KeyError(`No client with id ${options.client}`);
+      return importUsers(db, stream, {
+        clientId: options.client,
+        onProgress: (p) => report(p),
+        onReject: (line, errors) => process.stderr.write(`line ${line}: ${JSON.stringify(errors)}\n`),
+      });
+    });
+    report(progress, true);
+    out(JSON.stringify(progress));
+    if (progress.rejected > 0) process.exitCode = 1;
   });
 
 try {

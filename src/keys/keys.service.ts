@@ -49,6 +49,10 @@ export async function authenticateApiKey(db: Db, apiKeyId: string, secret: strin
   return timingSafeEqual(given, stored) && key ? key.client_id : undefined;
 }
 
+export async function clientExists(db: Db, clientId: string): Promise<boolean> {
+  return UUID.test(clientId) && (await repo.findClientById(db, clientId)) !== undefined;
+}
+
 export const listApiKeys = repo.listApiKeys;
 export const countActiveApiKeys = repo.countActiveApiKeys;
 

@@ -31,6 +31,15 @@ export async function insertUser(db: Db, row: UserRow): Promise<void> {
   await db.insertInto('users').values(row).execute();
 }
 
+/** Inserts many users in one transaction (bulk import). */
+export async function insertUsers(db: Db, rows: UserRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await db.transaction().execute(async (trx) => {
+    // Stay under both dialects' bound-parameter limits (SQLite 32766, PostgreSQL 65535).
+    for (let i = 0; i < rows.length; i += 500) await trx.insertInto('users').values(rows.slice(i, i + 500)).execute();
+  });
+}
+
 export async function findUserById(db: Db, clientId: string, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').selectAll().where('client_id', '=', clientId).where('id', '=', id).executeTakeFirst();
 }

@@ -1,17 +1,21 @@
 // TypeBox schemas of the Users API: they validate requests, serialize responses and make the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
+import type { StringFormat } from '../http/validation.js';
 import { COUNTRY_CODES, isEmail, isEndUserPhone, isSsn, toE164 } from './users.formats.js';
 
 /** Largest external_metadata accepted, in bytes of its JSON encoding. */
 export const EXTERNAL_METADATA_MAX_BYTES = 65_536;
 
 /** Custom string formats used below; "" passes every format so that minLength reports "may not be blank". */
-export const USER_FORMATS: Record<string, (value: string) => boolean> = {
-  email: (v) => v === '' || isEmail(v),
-  phone: (v) => v === '' || toE164(v) !== undefined,
-  ssn: (v) => v === '' || isSsn(v),
-  'iso3166-alpha2': (v) => v === '' || COUNTRY_CODES.has(v),
-  'lender-phone': (v) => v === '' || isEndUserPhone(v),
+export const USER_FORMATS: Record<string, StringFormat> = {
+  email: { validate: (v) => v === '' || isEmail(v), message: 'Enter a valid email address.' },
+  phone: { validate: (v) => v === '' || toE164(v) !== undefined, message: 'Enter a valid phone number.' },
+  ssn: { validate: (v) => v === '' || isSsn(v), message: 'Enter a valid Social Security number.' },
+  'iso3166-alpha2': {
+    validate: (v) => v === '' || COUNTRY_CODES.has(v),
+    message: (value) => `"${value}" is not a valid choice.`,
+  },
+  'lender-phone': { validate: (v) => v === '' || isEndUserPhone(v), message: 'Enter a valid phone number.' },
 };
 
 type Described = { description: string };

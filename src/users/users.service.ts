@@ -152,6 +152,21 @@ const EMPTY_ROW: Omit<UserRow, 'client_id' | 'id' | 'created_at' | 'updated_at'>
   employers_connected: '[]',
 };
 
+/** The row for a new user from schema-valid input; throws a validation error for cross-field rules. */
+export function newUserRow(clientId: string, input: UserInput): UserRow {
+  const { id, createdAt } = newUserId();
+  const row: UserRow = {
+    ...EMPTY_ROW,
+    client_id: clientId,
+    id,
+    created_at: createdAt,
+    updated_at: createdAt,
+    ...inputToColumns(input, undefined),
+  };
+  checkRow(row, input);
+  return row;
+}
+
 export class UsersService {
   constructor(
     private readonly db: Db,
@@ -160,18 +175,9 @@ export class UsersService {
   ) {}
 
   async create(clientId: string, input: UserInput): Promise<{ user_token: string; id: string }> {
-    const { id, createdAt } = newUserId();
-    const row: UserRow = {
-      ...EMPTY_ROW,
-      client_id: clientId,
-      id,
-      created_at: createdAt,
-      updated_at: createdAt,
-      ...inputToColumns(input, undefined),
-    };
-    checkRow(row, input);
+    const row = newUserRow(clientId, input);
     await repo.insertUser(this.db, row);
-    return { user_token: await this.tokens.mint(clientId, id), id };
+    return { user_token: await this.tokens.mint(clientId, row.id), id: row.id };
   }
 
   async get(clientId: string, rawId: string): Promise<User> {
