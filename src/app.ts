@@ -19,12 +19,14 @@ import { CursorCodec } from './users/users.cursor.js';
 import { usersRoutes } from './users/users.routes.js';
 import { USER_FORMATS, UserSchema } from './users/users.schemas.js';
 import { UsersService } from './users/users.service.js';
-import { deriveKey } from './secrets.js';
+import { PiiCipher } from './pii/pii.cipher.js';
+import { deriveKey, type Secrets } from './secrets.js';
+import { UsersRepository } from './users/users.repository.js';
 
 export interface AppDeps {
   db: Db;
-  /** The resolved USER_TOKEN_SECRET (from configuration or the key file beside the database). */
-  secret: string;
+  /** Resolved from configuration, or the files beside an embedded database (see secrets.ts). */
+  secrets: Secrets;
   logger?: Logger;
 }
 
@@ -93,10 +95,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerHealth(app, deps.db);
 
+  const { userTokenSecret, piiKeys } = deps.secrets;
   const users = new UsersService(
-    deps.db,
-    new UserTokens(deriveKey(deps.secret, 'user-token'), config.userTokenIssuer),
-    new CursorCodec(Buffer.from(deriveKey(deps.secret, 'cursor'))),
+    new UsersRepository(deps.db, new PiiCipher(piiKeys)),
+    new UserTokens(deriveKey(userTokenSecret, 'user-token'), config.userTokenIssuer),
+    new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor'))),
   );
   await app.register(
     async (v2) => {

@@ -20,6 +20,8 @@ export interface Config {
   /** HS256 key for user tokens and cursors; when absent on SQLite a key file is kept beside the database. */
   readonly userTokenSecret: string | undefined;
   readonly userTokenIssuer: string;
+  /** PII_KEYS as given: `KEY_ID:BASE64_OF_32_BYTES[,...]`; the first encrypts. */
+  readonly piiKeys: string | undefined;
   readonly logLevel: string;
   /** Fastify trustProxy: false, true, a hop count or a list of addresses/CIDRs. */
   readonly trustProxy: boolean | number | string[];
@@ -45,6 +47,11 @@ export const ENVIRONMENT_HELP = `Environment:
                        unset, one is generated on first start and kept beside the database
                        as user-token.secret (mode 0600)
   USER_TOKEN_ISSUER    "iss" claim of user tokens (default users-api)
+  PII_KEYS             keys that encrypt personal data at rest (ssn, birth_date) with AES-256-GCM:
+                       KEY_ID:BASE64_OF_32_BYTES[,KEY_ID:BASE64...]; the first encrypts, the
+                       others only decrypt (for rotation: see "users-api pii rotate").
+                       Required on PostgreSQL. On SQLite, when unset, generated on first
+                       start into pii.keys beside the database (mode 0600)
   LOG_LEVEL            fatal|error|warn|info|debug|trace|silent (default info)
   TRUST_PROXY          honour X-Forwarded-* from: true, a hop count, or comma-separated
                        addresses/CIDRs (default false)
@@ -123,6 +130,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: db,
     userTokenSecret: secret,
     userTokenIssuer: env.USER_TOKEN_ISSUER || 'users-api',
+    piiKeys: env.PII_KEYS || undefined,
     logLevel,
     trustProxy: trustProxy(env.TRUST_PROXY),
     bodyLimit: integer(env, 'BODY_LIMIT', 262_144, 1024, 64 * 1024 * 1024),

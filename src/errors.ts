@@ -33,6 +33,8 @@ export const errors = {
   payloadTooLarge: (limit: number) =>
     new ApiError(413, { detail: `Request body is too large. The limit is ${limit} bytes.` }),
   badRequest: (detail: string) => new ApiError(400, { detail }),
+  preconditionFailed: () =>
+    new ApiError(412, { detail: 'Precondition failed: the user has changed since the ETag in If-Match.' }),
   internal: () => new ApiError(500, { detail: 'A server error occurred.' }),
   unavailable: () => new ApiError(503, { detail: 'Service temporarily unavailable, try again later.' }),
 };

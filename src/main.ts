@@ -6,7 +6,10 @@ import { connectDatabase, DatabaseUnavailableError, type Db } from './db/databas
 import { migrateToLatest } from './db/migrations.js';
 import { createReadStream, statSync } from 'node:fs';
 import { clientExists, createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
+import { newPiiKeyEntry, PiiCipher } from './pii/pii.cipher.js';
+import { resolveSecrets } from './secrets.js';
 import { importUsers, type ImportProgress } from './users/users.import.js';
+import { UsersRepository } from './users/users.repository.js';
 import { serve } from './server.js';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -89,6 +92,37 @@ keys
     out(`revoked ${id}`);
   });
 
+const pii = program.command('pii').description('encryption keys of personal data at rest (PII_KEYS)');
+
+pii
+  .command('new-key')
+  .description('print a new KEY_ID:BASE64 entry; put it first in PII_KEYS (or pii.keys) to make it the encrypting key')
+  .option('--id <key_id>', 'the key id (default: k + today\'s date)')
+  .action((options: { id?: string }) => {
+    out(newPiiKeyEntry(options.id));
+  });
+
+pii
+  .command('rotate')
+  .description('re-encrypt every user\'s personal data under the first key of PII_KEYS; safe while serving')
+  .option('--batch <n>', 'rows per batch', (v) => Number.parseInt(v, 10), 500)
+  .action(async (options: { batch: number }) => {
+    const config = loadConfig();
+    const cipher = new PiiCipher(resolveSecrets(config).piiKeys);
+    const total = await withDb(async (db) => {
+      const repo = new UsersRepository(db, cipher);
+      let rewritten = 0;
+      let after: Parameters<UsersRepository['reencryptBatch']>[0];
+      do {
+        const batch = await repo.reencryptBatch(after, options.batch);
+        rewritten += batch.rewritten;
+        after = batch.last;
+      } while (after);
+      return rewritten;
+    });
+    out(`re-encrypted ${total} users under key ${cipher.primaryKeyId}`);
+  });
+
 program
   .command('import')
   .description('bulk-create users from NDJSON: one POST /v2/users body per line, validated the same way')
@@ -110,7 +144,8 @@ program
     };
     const progress = await withDb(async (db) => {
       if (!(await clientExists(db, options.client))) throw new KeyError(`No client with id ${options.client}`);
-      return importUsers(db, stream, {
+      const repo = new UsersRepository(db, new PiiCipher(resolveSecrets(loadConfig()).piiKeys));
+      return importUsers(repo, stream, {
         clientId: options.client,
         onProgress: (p) => report(p),
         onReject: (line, errors) => process.stderr.write(`line ${line}: ${JSON.stringify(errors)}\n`),

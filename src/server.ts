@@ -1,26 +1,12 @@
 // Opens the store, listens, and shuts down gracefully: the only place with process side effects.
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { ConfigError, type Config } from './config.js';
+import type { Config } from './config.js';
 import { connectDatabase, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
 import { countActiveApiKeys, createApiKey } from './keys/keys.service.js';
 import { createLogger } from './logger.js';
-import { loadOrCreateSecretFile, secretFilePath } from './secrets.js';
-import { randomBytes } from 'node:crypto';
-
-export function resolveSecret(config: Config): string {
-  if (config.userTokenSecret) return config.userTokenSecret;
-  if (config.database.kind !== 'sqlite') {
-    // Instances of a shared store must all sign with one secret, so it comes from configuration only.
-    throw new ConfigError(
-      'USER_TOKEN_SECRET is required when DATABASE_URL is PostgreSQL: every instance must sign with the same secret',
-    );
-  }
-  const { path } = config.database;
-  if (path === ':memory:') return randomBytes(32).toString('base64url');
-  return loadOrCreateSecretFile(secretFilePath(path));
-}
+import { resolveSecrets } from './secrets.js';
 
 /** On an empty store, a key so that a newcomer's first request works; printed once, never logged. */
 async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void> {
@@ -45,11 +31,11 @@ async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void
 
 export async function serve(config: Config): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel);
-  if (config.database.kind === 'postgres') resolveSecret(config); // fail fast, before connecting
+  if (config.database.kind === 'postgres') resolveSecrets(config); // fail fast, before connecting
   const db = await connectDatabase(config.database);
-  const secret = resolveSecret(config);
+  const secrets = resolveSecrets(config);
   if (config.migrateOnStart) await migrateToLatest(db);
-  const app = await buildApp(config, { db, secret, logger });
+  const app = await buildApp(config, { db, secrets, logger });
   app.addHook('onClose', async () => db.destroy());
 
   await app.listen({ port: config.port, host: config.host });

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { importUsers } from '../src/users/users.import.js';
-import { countUsers, createTestApi, STORES, type TestApi } from './helpers/app.js';
+import { parsePiiKeys, PiiCipher } from '../src/pii/pii.cipher.js';
+import { UsersRepository } from '../src/users/users.repository.js';
+import { countUsers, createTestApi, STORES, TEST_PII_KEYS, type TestApi } from './helpers/app.js';
 
 for (const store of STORES) {
   describe(`bulk import from NDJSON (${store})`, () => {
@@ -25,7 +27,8 @@ for (const store of STORES) {
       const rejected: Array<[number, unknown]> = [];
       const batches: number[] = [];
       const before = await countUsers(api.db);
-      const result = await importUsers(api.db, Readable.from(lines.join('\n')), {
+      const repo = new UsersRepository(api.db, new PiiCipher(parsePiiKeys(TEST_PII_KEYS)));
+      const result = await importUsers(repo, Readable.from(lines.join('\n')), {
         clientId: api.tenant.client_id,
         batchSize: 10,
         onReject: (line, errors) => rejected.push([line, errors]),

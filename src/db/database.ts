@@ -32,6 +32,7 @@ export interface UsersTable {
   last_name: string | null;
   email: string | null;
   phone_number: string | null;
+  /** PII ciphertext (see src/pii); NULL when unset. */
   ssn: string | null;
   address_city: string | null;
   address_line1: string | null;
@@ -39,9 +40,8 @@ export interface UsersTable {
   address_state: string | null;
   address_country: string | null;
   address_postal_code: string | null;
-  birth_year: number | null;
-  birth_month: number | null;
-  birth_day: number | null;
+  /** PII ciphertext of the JSON {year, month, day}; NULL when all three are unset. */
+  birth_date: string | null;
   /** JSON text; NULL when the value is JSON null. */
   external_metadata: string | null;
   /** JSON text of the open_banking object; NULL when unset. */
@@ -70,6 +70,8 @@ function openSqlite(path: string): Db {
   // FULL: a transaction acknowledged to a client survives power loss, not just a process crash.
   sqlite.pragma('synchronous = FULL');
   sqlite.pragma('foreign_keys = ON');
+  // Deleted users' personal data is overwritten, not left behind in free pages.
+  sqlite.pragma('secure_delete = ON');
   sqlite.pragma('busy_timeout = 5000');
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 }

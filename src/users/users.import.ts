@@ -1,10 +1,9 @@
 // Bulk import of users from NDJSON (one create body per line), validated exactly as POST /v2/users.
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { Db } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { createValidatorCompiler } from '../http/validation.js';
-import * as repo from './users.repository.js';
+import type { UsersRepository } from './users.repository.js';
 import { USER_FORMATS, UserInputSchema, type UserInput } from './users.schemas.js';
 import { newUserRow } from './users.service.js';
 
@@ -23,7 +22,7 @@ export interface ImportOptions {
   onReject?: (line: number, errors: Record<string, unknown>) => void;
 }
 
-export async function importUsers(db: Db, input: Readable, options: ImportOptions): Promise<ImportProgress> {
+export async function importUsers(repo: UsersRepository, input: Readable, options: ImportOptions): Promise<ImportProgress> {
   const validate = createValidatorCompiler(USER_FORMATS)({
     schema: UserInputSchema,
     httpPart: 'body',
@@ -34,7 +33,7 @@ export async function importUsers(db: Db, input: Readable, options: ImportOption
   const progress: ImportProgress = { read: 0, imported: 0, rejected: 0 };
   let batch: ReturnType<typeof newUserRow>[] = [];
   const flush = async () => {
-    await repo.insertUsers(db, batch);
+    await repo.insertUsers(batch);
     progress.imported += batch.length;
     batch = [];
     options.onProgress?.({ ...progress });

@@ -1,7 +1,13 @@
-// SQL for users. Every query is scoped by client_id, which leads every index.
+// Users' persistence: SQL scoped by client_id (which leads every index), and encryption of personal data at rest.
 import type { Db, UsersTable } from '../db/database.js';
+import type { PiiCipher } from '../pii/pii.cipher.js';
 
-export type UserRow = UsersTable;
+/** A user as the service sees it: personal data in clear. */
+export interface UserRow extends Omit<UsersTable, 'birth_date'> {
+  birth_year: number | null;
+  birth_month: number | null;
+  birth_day: number | null;
+}
 
 export interface PagePosition {
   clientId: string;
@@ -12,77 +18,165 @@ export interface PagePosition {
   inclusive: boolean;
 }
 
-function scoped(db: Db, position: Omit<PagePosition, 'direction' | 'key' | 'inclusive'>) {
-  let query = db.selectFrom('users').where('client_id', '=', position.clientId);
-  if (position.externalId !== undefined) query = query.where('external_id', '=', position.externalId);
-  return query;
+interface BirthDate {
+  year: number | null;
+  month: number | null;
+  day: number | null;
 }
 
-function walk(db: Db, position: PagePosition) {
-  let query = scoped(db, position);
-  if (position.key !== undefined) {
-    const op = position.direction === 'next' ? (position.inclusive ? '>=' : '>') : position.inclusive ? '<=' : '<';
-    query = query.where('id', op, position.key);
+export class UsersRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly pii: PiiCipher,
+  ) {}
+
+  /** Associated data of a ciphertext: it decrypts only in its own tenant, user and column. */
+  private static context(row: Pick<UsersTable, 'client_id' | 'id'>, column: string): string {
+    return `${row.client_id}/${row.id}/${column}`;
   }
-  return query.orderBy('id', position.direction === 'next' ? 'asc' : 'desc');
-}
 
-export async function insertUser(db: Db, row: UserRow): Promise<void> {
-  await db.insertInto('users').values(row).execute();
-}
+  private seal(row: UserRow): UsersTable {
+    const { birth_year: year, birth_month: month, birth_day: day, ssn, ...rest } = row;
+    const birth: BirthDate = { year, month, day };
+    const hasBirth = year !== null || month !== null || day !== null;
+    return {
+      ...rest,
+      ssn: ssn === null ? null : this.pii.encrypt(ssn, UsersRepository.context(row, 'ssn')),
+      birth_date: hasBirth ? this.pii.encrypt(JSON.stringify(birth), UsersRepository.context(row, 'birth_date')) : null,
+    };
+  }
 
-/** Inserts many users in one transaction (bulk import). */
-export async function insertUsers(db: Db, rows: UserRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await db.transaction().execute(async (trx) => {
-    // Stay under both dialects' bound-parameter limits (SQLite 32766, PostgreSQL 65535).
-    for (let i = 0; i < rows.length; i += 500) await trx.insertInto('users').values(rows.slice(i, i + 500)).execute();
-  });
-}
+  private open(stored: UsersTable): UserRow {
+    const { birth_date, ssn, ...rest } = stored;
+    const birth: BirthDate =
+      birth_date === null
+        ? { year: null, month: null, day: null }
+        : (JSON.parse(this.pii.decrypt(birth_date, UsersRepository.context(stored, 'birth_date'))) as BirthDate);
+    return {
+      ...rest,
+      ssn: ssn === null ? null : this.pii.decrypt(ssn, UsersRepository.context(stored, 'ssn')),
+      birth_year: birth.year,
+      birth_month: birth.month,
+      birth_day: birth.day,
+    };
+  }
 
-export async function findUserById(db: Db, clientId: string, id: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('client_id', '=', clientId).where('id', '=', id).executeTakeFirst();
-}
+  private scoped(position: Pick<PagePosition, 'clientId' | 'externalId'>) {
+    let query = this.db.selectFrom('users').where('client_id', '=', position.clientId);
+    if (position.externalId !== undefined) query = query.where('external_id', '=', position.externalId);
+    return query;
+  }
 
-export async function userExists(db: Db, clientId: string, id: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('users')
-    .select('id')
-    .where('client_id', '=', clientId)
-    .where('id', '=', id)
-    .executeTakeFirst();
-  return row !== undefined;
-}
+  private walk(position: PagePosition) {
+    let query = this.scoped(position);
+    if (position.key !== undefined) {
+      const op = position.direction === 'next' ? (position.inclusive ? '>=' : '>') : position.inclusive ? '<=' : '<';
+      query = query.where('id', op, position.key);
+    }
+    return query.orderBy('id', position.direction === 'next' ? 'asc' : 'desc');
+  }
 
-/** Up to `limit` users from `position`, in walk order (descending for 'previous'). */
-export async function listUsersPage(db: Db, position: PagePosition, limit: number): Promise<UserRow[]> {
-  return walk(db, position).selectAll().limit(limit).execute();
-}
+  async insertUser(row: UserRow): Promise<void> {
+    await this.db.insertInto('users').values(this.seal(row)).execute();
+  }
 
-/** Whether any user lies beyond `position` in its direction. */
-export async function hasUsersBeyond(db: Db, position: PagePosition): Promise<boolean> {
-  const row = await walk(db, position).select('id').limit(1).executeTakeFirst();
-  return row !== undefined;
-}
+  /** Inserts many users in one transaction (bulk import). */
+  async insertUsers(rows: UserRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const sealed = rows.map((row) => this.seal(row));
+    await this.db.transaction().execute(async (trx) => {
+      // Stay under both dialects' bound-parameter limits (SQLite 32766, PostgreSQL 65535).
+      for (let i = 0; i < sealed.length; i += 500) await trx.insertInto('users').values(sealed.slice(i, i + 500)).execute();
+    });
+  }
 
-export async function updateUser(
-  db: Db,
-  clientId: string,
-  id: string,
-  expectedVersion: number,
-  changes: Partial<UserRow>,
-): Promise<boolean> {
-  const result = await db
-    .updateTable('users')
-    .set(changes)
-    .where('client_id', '=', clientId)
-    .where('id', '=', id)
-    .where('version', '=', expectedVersion)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
-}
+  async findUserById(clientId: string, id: string): Promise<UserRow | undefined> {
+    const stored = await this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('client_id', '=', clientId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return stored && this.open(stored);
+  }
 
-export async function deleteUser(db: Db, clientId: string, id: string): Promise<boolean> {
-  const result = await db.deleteFrom('users').where('client_id', '=', clientId).where('id', '=', id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
+  async userExists(clientId: string, id: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('users')
+      .select('id')
+      .where('client_id', '=', clientId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Up to `limit` users from `position`, in walk order (descending for 'previous'). */
+  async listUsersPage(position: PagePosition, limit: number): Promise<UserRow[]> {
+    const rows = await this.walk(position).selectAll().limit(limit).execute();
+    return rows.map((row) => this.open(row));
+  }
+
+  /** Whether any user lies beyond `position` in its direction. */
+  async hasUsersBeyond(position: PagePosition): Promise<boolean> {
+    const row = await this.walk(position).select('id').limit(1).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Compare-and-set: writes `row` only if the stored version is still `expectedVersion`. */
+  async updateUser(row: UserRow, expectedVersion: number): Promise<boolean> {
+    const { client_id: clientId, id, created_at: _created, ...columns } = this.seal(row);
+    const result = await this.db
+      .updateTable('users')
+      .set(columns)
+      .where('client_id', '=', clientId)
+      .where('id', '=', id)
+      .where('version', '=', expectedVersion)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Deletes the user, only at `expectedVersion` when given. */
+  async deleteUser(clientId: string, id: string, expectedVersion?: number): Promise<boolean> {
+    let query = this.db.deleteFrom('users').where('client_id', '=', clientId).where('id', '=', id);
+    if (expectedVersion !== undefined) query = query.where('version', '=', expectedVersion);
+    const result = await query.executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  /**
+   * Re-encrypts up to `limit` users after `after` (in (client_id, id) order) whose personal data is
+   * under an old key. Returns the last position seen and how many rows were rewritten.
+   */
+  async reencryptBatch(
+    after: { clientId: string; id: string } | undefined,
+    limit: number,
+  ): Promise<{ last: { clientId: string; id: string } | undefined; rewritten: number }> {
+    let query = this.db.selectFrom('users').selectAll().orderBy('client_id').orderBy('id').limit(limit);
+    if (after) {
+      query = query.where((eb) =>
+        eb.or([
+          eb('client_id', '>', after.clientId),
+          eb.and([eb('client_id', '=', after.clientId), eb('id', '>', after.id)]),
+        ]),
+      );
+    }
+    const rows = await query.execute();
+    let rewritten = 0;
+    for (const stored of rows) {
+      const stale = [stored.ssn, stored.birth_date].some((c) => c !== null && this.pii.isStale(c));
+      if (!stale) continue;
+      const { ssn, birth_date } = this.seal(this.open(stored));
+      // Same version, same content: a concurrent PATCH wins and already wrote under the new key.
+      const result = await this.db
+        .updateTable('users')
+        .set({ ssn, birth_date })
+        .where('client_id', '=', stored.client_id)
+        .where('id', '=', stored.id)
+        .where('version', '=', stored.version)
+        .executeTakeFirst();
+      if (result.numUpdatedRows > 0n) rewritten++;
+    }
+    const last = rows.at(-1);
+    return { last: last && { clientId: last.client_id, id: last.id }, rewritten };
+  }
 }

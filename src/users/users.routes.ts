@@ -10,7 +10,7 @@ import {
   UserIdParamsSchema,
   UserInputSchema,
 } from './users.schemas.js';
-import type { UsersService } from './users.service.js';
+import { parseIfMatch, type UsersService } from './users.service.js';
 
 const tags = ['Users'];
 const UserRef = Type.Unsafe({ $ref: 'User', description: 'The user object.' });
@@ -62,7 +62,10 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
         response: { 200: UserRef, ...errorResponses(404) },
       },
     },
-    async (request) => users.get(request.clientId, request.params.id),
+    async (request, reply) => {
+      const { user, etag } = await users.get(request.clientId, request.params.id);
+      return reply.header('etag', etag).send(user);
+    },
   );
 
   app.patch(
@@ -80,7 +83,11 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
         response: { 200: UserRef, ...errorResponses(400, 404, 413, 415) },
       },
     },
-    async (request) => users.update(request.clientId, request.params.id, request.body),
+    async (request, reply) => {
+      const precondition = parseIfMatch(request.headers['if-match']);
+      const { user, etag } = await users.update(request.clientId, request.params.id, request.body, precondition);
+      return reply.header('etag', etag).send(user);
+    },
   );
 
   app.delete(
@@ -97,7 +104,7 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
       },
     },
     async (request, reply) => {
-      await users.delete(request.clientId, request.params.id);
+      await users.delete(request.clientId, request.params.id, parseIfMatch(request.headers['if-match']));
       return reply.code(204).send(null);
     },
   );

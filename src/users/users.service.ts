@@ -1,12 +1,10 @@
 // The rules of the Users API: input to rows (merge patch), rows to the User shape, paging, tokens.
-import type { Db } from '../db/database.js';
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
 import type { UserTokens } from '../tokens/tokens.js';
 import type { CursorCodec, CursorState } from './users.cursor.js';
 import { toE164 } from './users.formats.js';
 import { canonicalUserId, newUserId } from './users.ids.js';
-import * as repo from './users.repository.js';
-import type { PagePosition, UserRow } from './users.repository.js';
+import type { PagePosition, UserRow, UsersRepository } from './users.repository.js';
 import { EXTERNAL_METADATA_MAX_BYTES, type User, type UserInput } from './users.schemas.js';
 
 export const DEFAULT_PAGE_SIZE = 10;
@@ -167,49 +165,85 @@ export function newUserRow(clientId: string, input: UserInput): UserRow {
   return row;
 }
 
+/** The entity tag of a user's version: it changes on every write. */
+export const etagOf = (version: number) => `"v${version}"`;
+
+/** The versions an If-Match header accepts: any (`*`), or those of the strong ETags it lists. */
+export type Precondition = { any: true } | { any: false; etags: string[] };
+
+export function parseIfMatch(header: string | undefined): Precondition | undefined {
+  if (header === undefined) return undefined;
+  if (header.trim() === '*') return { any: true };
+  return { any: false, etags: header.split(',').map((tag) => tag.trim()) };
+}
+
+function checkPrecondition(precondition: Precondition | undefined, version: number): void {
+  if (precondition && !precondition.any && !precondition.etags.includes(etagOf(version))) {
+    throw errors.preconditionFailed();
+  }
+}
+
+export interface VersionedUser {
+  user: User;
+  etag: string;
+}
+
+const versioned = (row: UserRow): VersionedUser => ({ user: userRowToUser(row), etag: etagOf(row.version) });
+
 export class UsersService {
   constructor(
-    private readonly db: Db,
+    private readonly repo: UsersRepository,
     private readonly tokens: UserTokens,
     private readonly cursors: CursorCodec,
   ) {}
 
   async create(clientId: string, input: UserInput): Promise<{ user_token: string; id: string }> {
     const row = newUserRow(clientId, input);
-    await repo.insertUser(this.db, row);
+    await this.repo.insertUser(row);
     return { user_token: await this.tokens.mint(clientId, row.id), id: row.id };
   }
 
-  async get(clientId: string, rawId: string): Promise<User> {
-    return userRowToUser(await this.findRow(clientId, rawId));
+  async get(clientId: string, rawId: string): Promise<VersionedUser> {
+    return versioned(await this.findRow(clientId, rawId));
   }
 
-  async update(clientId: string, rawId: string, input: UserInput): Promise<User> {
-    // Optimistic retry: each attempt merges into the version it read, so concurrent patches never mix.
+  /** With a precondition (If-Match) the update applies to that version only; without, it retries on conflict. */
+  async update(clientId: string, rawId: string, input: UserInput, precondition?: Precondition): Promise<VersionedUser> {
+    // Each attempt merges into the version it read and writes only if that version is still current,
+    // so concurrent patches never mix.
     for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
       const current = await this.findRow(clientId, rawId);
-      const changes = inputToColumns(input, current);
+      checkPrecondition(precondition, current.version);
       const next: UserRow = {
         ...current,
-        ...changes,
+        ...inputToColumns(input, current),
         version: current.version + 1,
         updated_at: new Date().toISOString(),
       };
       checkRow(next, input);
-      const { client_id: _c, id: _i, created_at: _t, ...columns } = next;
-      if (await repo.updateUser(this.db, clientId, current.id, current.version, columns)) return userRowToUser(next);
+      if (await this.repo.updateUser(next, current.version)) return versioned(next);
+      if (precondition && !precondition.any) throw errors.preconditionFailed();
     }
     throw errors.unavailable();
   }
 
-  async delete(clientId: string, rawId: string): Promise<void> {
+  async delete(clientId: string, rawId: string, precondition?: Precondition): Promise<void> {
     const id = canonicalUserId(rawId);
-    if (id === undefined || !(await repo.deleteUser(this.db, clientId, id))) throw errors.notFound();
+    if (id === undefined) throw errors.notFound();
+    if (!precondition || precondition.any) {
+      if (!(await this.repo.deleteUser(clientId, id))) throw errors.notFound();
+      return;
+    }
+    const current = await this.findRow(clientId, id);
+    checkPrecondition(precondition, current.version);
+    if (!(await this.repo.deleteUser(clientId, id, current.version))) {
+      throw (await this.repo.userExists(clientId, id)) ? errors.preconditionFailed() : errors.notFound();
+    }
   }
 
   async mintToken(clientId: string, rawId: string): Promise<string> {
     const id = canonicalUserId(rawId);
-    if (id === undefined || !(await repo.userExists(this.db, clientId, id))) {
+    if (id === undefined || !(await this.repo.userExists(clientId, id))) {
       throw errors.validation({ user: [`Invalid pk "${rawId}" - object does not exist.`] });
     }
     return this.tokens.mint(clientId, id);
@@ -219,7 +253,7 @@ export class UsersService {
   async introspectToken(clientId: string, token: string) {
     const claims = await this.tokens.verify(token);
     const userId = claims && canonicalUserId(claims.user_id);
-    if (!claims || claims.client_id !== clientId || !userId || !(await repo.userExists(this.db, clientId, userId))) {
+    if (!claims || claims.client_id !== clientId || !userId || !(await this.repo.userExists(clientId, userId))) {
       return { active: false } as const;
     }
     return { active: true, user_id: claims.user_id, client_id: claims.client_id, exp: claims.exp, jti: claims.jti } as const;
@@ -237,7 +271,7 @@ export class UsersService {
             externalId: query.external_id,
           };
     const position: PagePosition = { clientId, ...state };
-    const rows = await repo.listUsersPage(this.db, position, state.limit + 1);
+    const rows = await this.repo.listUsersPage(position, state.limit + 1);
     const more = rows.length > state.limit;
     const page = rows.slice(0, state.limit);
     if (state.direction === 'previous') page.reverse();
@@ -260,7 +294,7 @@ export class UsersService {
           : undefined;
 
     const exists = async (from: typeof nextFrom) =>
-      from !== undefined && (await repo.hasUsersBeyond(this.db, { clientId, externalId: state.externalId, ...from }));
+      from !== undefined && (await this.repo.hasUsersBeyond({ clientId, externalId: state.externalId, ...from }));
     const hasNext = forward && page.length > 0 ? more : await exists(nextFrom);
     const hasPrevious = !forward && page.length > 0 ? more : state.key === undefined ? false : await exists(previousFrom);
 
@@ -275,7 +309,7 @@ export class UsersService {
 
   private async findRow(clientId: string, rawId: string): Promise<UserRow> {
     const id = canonicalUserId(rawId);
-    const row = id === undefined ? undefined : await repo.findUserById(this.db, clientId, id);
+    const row = id === undefined ? undefined : await this.repo.findUserById(clientId, id);
     if (!row) throw errors.notFound();
     return row;
   }

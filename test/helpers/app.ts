@@ -6,9 +6,12 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config, type DatabaseConfig } from '../../src/config.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrations.js';
+import { resolveSecrets } from '../../src/secrets.js';
 import { createApiKey, type IssuedKey } from '../../src/keys/keys.service.js';
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789';
+/** Two PII keys: "test2" encrypts, "test1" only decrypts (as during a rotation). */
+export const TEST_PII_KEYS = `test2:${Buffer.alloc(32, 2).toString('base64')},test1:${Buffer.alloc(32, 1).toString('base64')}`;
 
 export type Store = 'sqlite' | 'postgres';
 
@@ -105,8 +108,8 @@ export async function openStore(store: Store, { migrate = true } = {}): Promise<
 export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): Promise<TestApi> {
   const opened = await openStore(store);
   const { db } = opened;
-  const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, ...opened.env, ...env });
-  const app = await buildApp(config, { db, secret: TEST_SECRET });
+  const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS: TEST_PII_KEYS, ...opened.env, ...env });
+  const app = await buildApp(config, { db, secrets: resolveSecrets(config) });
   await app.ready();
   const tenant = await createApiKey(db, { name: 'tenant-a' });
   return {

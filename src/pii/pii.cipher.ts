@@ -1,0 +1,79 @@
+// Field-level encryption of personal data at rest: AES-256-GCM, key id in every ciphertext so keys rotate.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+
+export interface PiiKey {
+  id: string;
+  key: Buffer;
+}
+
+export class PiiKeyError extends Error {}
+
+const FORMAT = 'v1';
+
+/** Parses PII_KEYS: `KEY_ID:BASE64_OF_32_BYTES[,KEY_ID:...]`; the first encrypts, the rest only decrypt. */
+export function parsePiiKeys(text: string, source = 'PII_KEYS'): PiiKey[] {
+  const keys = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const [id, encoded, extra] = entry.split(':');
+      if (!id || !encoded || extra !== undefined || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) {
+        throw new PiiKeyError(`${source} entries must look like KEY_ID:BASE64_OF_32_BYTES (key id: letters, digits, _ or -)`);
+      }
+      const key = Buffer.from(encoded, 'base64');
+      if (key.length !== 32) throw new PiiKeyError(`${source} key "${id}" must be 32 bytes, base64-encoded`);
+      return { id, key };
+    });
+  if (keys.length === 0) throw new PiiKeyError(`${source} holds no key`);
+  if (new Set(keys.map((k) => k.id)).size !== keys.length) throw new PiiKeyError(`${source} repeats a key id`);
+  return keys;
+}
+
+export function newPiiKeyEntry(id = `k${new Date().toISOString().slice(0, 10).replaceAll('-', '')}`): string {
+  return `${id}:${randomBytes(32).toString('base64')}`;
+}
+
+export class PiiCipher {
+  private readonly byId: Map<string, Buffer>;
+  private readonly primary: PiiKey;
+
+  constructor(keys: PiiKey[]) {
+    if (!keys[0]) throw new PiiKeyError('no PII key');
+    this.primary = keys[0];
+    this.byId = new Map(keys.map((k) => [k.id, k.key]));
+  }
+
+  get primaryKeyId(): string {
+    return this.primary.id;
+  }
+
+  /**
+   * `context` is bound as associated data (e.g. tenant, user and column), so a ciphertext
+   * copied into another row or column does not decrypt.
+   */
+  encrypt(plaintext: string, context: string): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.primary.key, iv).setAAD(Buffer.from(context));
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    const parts = [iv, body, cipher.getAuthTag()].map((b) => b.toString('base64url'));
+    return [FORMAT, this.primary.id, ...parts].join('.');
+  }
+
+  decrypt(ciphertext: string, context: string): string {
+    const [format, keyId, iv, body, tag] = ciphertext.split('.');
+    const key = keyId === undefined ? undefined : this.byId.get(keyId);
+    if (format !== FORMAT || !key || iv === undefined || body === undefined || tag === undefined) {
+      throw new PiiKeyError(`cannot decrypt: unknown format or key id "${keyId ?? ''}"`);
+    }
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
+      .setAAD(Buffer.from(context))
+      .setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+  }
+
+  /** Whether a ciphertext was made with a key other than the one that encrypts now. */
+  isStale(ciphertext: string): boolean {
+    return ciphertext.split('.', 2)[1] !== this.primary.id;
+  }
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { openDatabase } from '../src/db/database.js';
+import { migrateToLatest } from '../src/db/migrations.js';
+import { createApiKey } from '../src/keys/keys.service.js';
+import { newPiiKeyEntry, parsePiiKeys, PiiCipher } from '../src/pii/pii.cipher.js';
+import { resolveSecrets } from '../src/secrets.js';
+import { UsersRepository } from '../src/users/users.repository.js';
+import { basicAuth, createTestApi, createUser, STORES, TEST_PII_KEYS, type TestApi } from './helpers/app.js';
+
+const PLANTED_SSN = '987-65-4329';
+const PLANTED_DIGITS = '987654329';
+
+describe('PII cipher', () => {
+  const cipher = new PiiCipher(parsePiiKeys(TEST_PII_KEYS));
+
+  it('round-trips, uses a fresh IV each time and names its key', () => {
+    const a = cipher.encrypt(PLANTED_SSN, 'c/u/ssn');
+    const b = cipher.encrypt(PLANTED_SSN, 'c/u/ssn');
+    assert.notEqual(a, b);
+    assert.match(a, /^v1\.test2\./);
+    assert.equal(cipher.decrypt(a, 'c/u/ssn'), PLANTED_SSN);
+    assert.ok(!a.includes(PLANTED_SSN) && !a.includes(PLANTED_DIGITS));
+  });
+
+  it('refuses a ciphertext moved to another row or column, or tampered with', () => {
+    const sealed = cipher.encrypt(PLANTED_SSN, 'c/u1/ssn');
+    assert.throws(() => cipher.decrypt(sealed, 'c/u2/ssn'));
+    assert.throws(() => cipher.decrypt(sealed, 'c/u1/birth_date'));
+    const parts = sealed.split('.');
+    const body = Buffer.from(parts[3] ?? '', 'base64url');
+    body[0] = (body[0] ?? 0) ^ 1;
+    parts[3] = body.toString('base64url');
+    assert.throws(() => cipher.decrypt(parts.join('.'), 'c/u1/ssn'));
+  });
+
+  it('decrypts with any listed key, encrypts with the first, and reports stale ciphertexts', () => {
+    const old = new PiiCipher(parsePiiKeys(TEST_PII_KEYS.split(',')[1] ?? ''));
+    const sealedOld = old.encrypt(PLANTED_SSN, 'ctx');
+    assert.equal(cipher.decrypt(sealedOld, 'ctx'), PLANTED_SSN);
+    assert.equal(cipher.isStale(sealedOld), true);
+    assert.equal(cipher.isStale(cipher.encrypt('x', 'ctx')), false);
+    const unrelated = new PiiCipher(parsePiiKeys(newPiiKeyEntry('other')));
+    assert.throws(() => unrelated.decrypt(sealedOld, 'ctx'));
+  });
+
+  it('rejects malformed PII_KEYS with a message naming it', () => {
+    for (const bad of ['', 'nokey', 'k:' + Buffer.alloc(16).toString('base64'), 'a:b:c', `k:${Buffer.alloc(32).toString('base64')},k:${Buffer.alloc(32).toString('base64')}`]) {
+      assert.throws(() => parsePiiKeys(bad), /PII_KEYS/);
+    }
+  });
+});
+
+for (const store of STORES) {
+  describe(`personal data at rest (${store})`, () => {
+    let api: TestApi;
+    before(async () => {
+      api = await createTestApi(store);
+    });
+    after(() => api.close());
+
+    it('stores ssn and birth_date only as ciphertext, and serves them in clear', async () => {
+      const id = await createUser(api, { ssn: PLANTED_SSN, birth_date: { year: 1971, month: 7, day: 13 } });
+      const row = await api.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      const stored = JSON.stringify(row);
+      assert.ok(!stored.includes(PLANTED_SSN) && !stored.includes(PLANTED_DIGITS), 'SSN stored in clear');
+      assert.ok(!stored.includes('1971'), 'birth year stored in clear');
+      assert.match(String(row.ssn), /^v1\.test2\./);
+      const { json } = await api.request({ method: 'GET', url: `/v2/users/${id}` });
+      assert.equal(json.ssn, PLANTED_SSN);
+      assert.deepEqual(json.birth_date, { year: 1971, month: 7, day: 13 });
+    });
+
+    it('rotation: rows under an old key are re-encrypted under the first key, and still read the same', async () => {
+      const oldOnly = new UsersRepository(api.db, new PiiCipher(parsePiiKeys(TEST_PII_KEYS.split(',')[1] ?? '')));
+      const current = new UsersRepository(api.db, new PiiCipher(parsePiiKeys(TEST_PII_KEYS)));
+      const ids: string[] = [];
+      for (let i = 0; i < 7; i++) {
+        const id = await createUser(api);
+        ids.push(id);
+        const row = await current.findUserById(api.tenant.client_id, id);
+        assert.ok(row);
+        // Rewrite as an older deployment (key "test1" first) would have written it.
+        assert.ok(await oldOnly.updateUser({ ...row, ssn: `00000000${i}`, version: row.version + 1 }, row.version));
+      }
+      const keysOf = async () =>
+        (await api.db.selectFrom('users').select('ssn').where('id', 'in', ids).execute()).map((r) => String(r.ssn).split('.')[1]);
+      assert.deepEqual(new Set(await keysOf()), new Set(['test1']));
+      let after: Parameters<UsersRepository['reencryptBatch']>[0];
+      let rewritten = 0;
+      do {
+        const batch = await current.reencryptBatch(after, 3);
+        rewritten += batch.rewritten;
+        after = batch.last;
+      } while (after);
+      assert.ok(rewritten >= 7);
+      assert.deepEqual(new Set(await keysOf()), new Set(['test2']));
+      for (const [i, id] of ids.entries()) {
+        const { json } = await api.request({ method: 'GET', url: `/v2/users/${id}` });
+        assert.equal(json.ssn, `00000000${i}`);
+      }
+    });
+  });
+}
+
+describe('a planted SSN appears nowhere in the SQLite files in clear (sqlite)', () => {
+  it('database, WAL and key files hold no clear SSN after creates, updates and checkpoints', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'users-api-pii-'));
+    try {
+      const config = loadConfig({ DATABASE_URL: join(dir, 'users.db') });
+      const db = openDatabase(config.database);
+      await migrateToLatest(db);
+      const app = await buildApp(config, { db, secrets: resolveSecrets(config) });
+      const key = await createApiKey(db, { name: 'pii' });
+      const headers = { authorization: basicAuth(key), 'content-type': 'application/json' };
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const res = await app.inject({ method: 'POST', url: '/v2/users', headers, payload: { ssn: PLANTED_SSN, first_name: `n${i}` } });
+        assert.equal(res.statusCode, 200);
+        ids.push(res.json().id);
+      }
+      const patched = await app.inject({ method: 'PATCH', url: `/v2/users/${ids[0]}`, headers, payload: { ssn: PLANTED_DIGITS } });
+      assert.equal(patched.json().ssn, PLANTED_DIGITS);
+      const scan = () => {
+        for (const name of readdirSync(dir)) {
+          const bytes = readFileSync(join(dir, name));
+          for (const needle of [PLANTED_SSN, PLANTED_DIGITS]) {
+            assert.equal(bytes.includes(Buffer.from(needle)), false, `${needle} found in clear in ${name}`);
+          }
+        }
+      };
+      scan(); // WAL still holds the writes
+      await app.close();
+      await db.destroy(); // checkpoints the WAL into the main file
+      scan();
+      assert.ok(readdirSync(dir).includes('pii.keys'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
