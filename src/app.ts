@@ -10,6 +10,7 @@ import type { Db } from './db/database.js';
 import { basicAuth } from './http/auth.js';
 import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.plugin.js';
 import { registerHealth } from './http/health.js';
+import { Idempotency } from './idempotency/idempotency.js';
 import { registerJsonBody } from './http/json-body.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
 import { createValidatorCompiler } from './http/validation.js';
@@ -96,8 +97,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   registerHealth(app, deps.db);
 
   const { userTokenSecret, piiKeys } = deps.secrets;
+  const pii = new PiiCipher(piiKeys);
+  const idempotency = new Idempotency(deps.db, pii);
   const users = new UsersService(
-    new UsersRepository(deps.db, new PiiCipher(piiKeys)),
+    new UsersRepository(deps.db, pii),
     new UserTokens(deriveKey(userTokenSecret, 'user-token'), config.userTokenIssuer),
     new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor'))),
   );
@@ -105,8 +108,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     async (v2) => {
       v2.addHook('onRequest', basicAuth(deps.db));
       const addNotAllowed = trackMethodsForNotAllowed(v2);
-      await v2.register(usersRoutes, { users });
-      await v2.register(tokensRoutes, { users });
+      await v2.register(usersRoutes, { users, idempotency });
+      await v2.register(tokensRoutes, { users, idempotency });
       addNotAllowed();
     },
     { prefix: '/v2' },

@@ -51,10 +51,25 @@ export interface UsersTable {
   employers_connected: string;
 }
 
+export interface IdempotencyKeysTable {
+  client_id: string;
+  key: string;
+  /** Method and route the key was first used with. */
+  scope: string;
+  /** SHA-256 of the request body, hex. */
+  request_hash: string;
+  /** NULL while the first request is still running. */
+  status_code: number | null;
+  /** PII ciphertext of the response body (it may hold a user token). */
+  response_body: string | null;
+  created_at: string;
+}
+
 export interface Database {
   clients: ClientsTable;
   api_keys: ApiKeysTable;
   users: UsersTable;
+  idempotency_keys: IdempotencyKeysTable;
 }
 
 export type Db = Kysely<Database>;

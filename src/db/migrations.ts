@@ -66,6 +66,18 @@ const migrations: Record<string, Migration> = {
         .columns(['client_id', 'external_id', 'id'])
         .execute();
       await db.schema.createIndex('api_keys_client_idx').on('api_keys').column('client_id').execute();
+      await db.schema
+        .createTable('idempotency_keys')
+        .addColumn('client_id', t.uuid, (c) => c.notNull().references('clients.id').onDelete('cascade'))
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('scope', 'text', (c) => c.notNull())
+        .addColumn('request_hash', 'text', (c) => c.notNull())
+        .addColumn('status_code', 'integer')
+        .addColumn('response_body', 'text')
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
+        .addPrimaryKeyConstraint('idempotency_keys_pkey', ['client_id', 'key'])
+        .execute();
+      await db.schema.createIndex('idempotency_keys_created_idx').on('idempotency_keys').column('created_at').execute();
     },
   },
 };

@@ -22,16 +22,41 @@ export const ValidationErrorSchema = Type.Object(
 
 const ref = (id: string, description: string) => Type.Unsafe({ $ref: id, description });
 
-/** The error responses every authenticated route can give, merged into its own responses. */
-export function errorResponses(...extra: Array<400 | 404 | 413 | 415>): Record<number, unknown> {
+const ERROR_RESPONSES = {
+  400: ref('ValidationError', 'Invalid input; nothing was changed.'),
+  404: ref('DetailError', 'No such user for this client.'),
+  409: ref('DetailError', 'A request with the same Idempotency-Key is still in progress.'),
+  412: ref('DetailError', 'If-Match named a version that is no longer current; nothing was changed.'),
+  413: ref('DetailError', 'The request body is larger than the limit.'),
+  415: ref('DetailError', 'The request body is not JSON.'),
+  422: ref('DetailError', 'The Idempotency-Key was already used with a different request.'),
+} as const;
+
+/** The error responses every authenticated route can give (401), plus the ones listed. */
+export function errorResponses(...extra: Array<keyof typeof ERROR_RESPONSES>): Record<number, unknown> {
   const responses: Record<number, unknown> = {
     401: ref('DetailError', 'Missing or invalid API key credentials.'),
+    429: ref('DetailError', 'Too many requests for this API key; see Retry-After.'),
   };
-  for (const status of extra) {
-    if (status === 400) responses[400] = ref('ValidationError', 'Invalid input; nothing was changed.');
-    if (status === 404) responses[404] = ref('DetailError', 'No such user for this client.');
-    if (status === 413) responses[413] = ref('DetailError', 'The request body is larger than the limit.');
-    if (status === 415) responses[415] = ref('DetailError', 'The request body is not JSON.');
-  }
+  for (const status of extra) responses[status] = ERROR_RESPONSES[status];
   return responses;
 }
+
+export const IdempotencyHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({
+      maxLength: 255,
+      description:
+        'Makes a retry return the first response (kept 24 hours) instead of acting again. ' +
+        'Reusing a key with a different body is 422; while the first request runs, a retry waits for it.',
+    }),
+  ),
+});
+
+export const IfMatchHeadersSchema = Type.Object({
+  'if-match': Type.Optional(
+    Type.String({
+      description: 'An ETag from GET or PATCH (e.g. `"v3"`): apply only to that version of the user, else 412.',
+    }),
+  ),
+});

@@ -1,12 +1,16 @@
 // HTTP routes of /v2/user-tokens.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errorResponses } from '../http/schemas.js';
+import { errorResponses, IdempotencyHeadersSchema } from '../http/schemas.js';
+import type { Idempotency } from '../idempotency/idempotency.js';
 import type { UsersService } from '../users/users.service.js';
 
 const tags = ['User tokens'];
 
-export const tokensRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = async (app, { users }) => {
+export const tokensRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; idempotency: Idempotency }> = async (
+  app,
+  { users, idempotency },
+) => {
   app.post(
     '/user-tokens',
     {
@@ -15,17 +19,25 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = 
         operationId: 'createUserToken',
         summary: 'Create a user token',
         description: 'Creates a new user token (valid one hour) for an existing user, for a new Link session.',
+        headers: IdempotencyHeadersSchema,
         body: Type.Object({ user: Type.String({ format: 'uuid', description: 'ID of the user.' }) }),
         response: {
           200: Type.Object(
             { user_token: Type.String({ description: 'JWT (HS256), valid for one hour.' }) },
             { description: 'A new user token.' },
           ),
-          ...errorResponses(400, 413, 415),
+          ...errorResponses(400, 409, 413, 415, 422),
         },
       },
     },
-    async (request) => ({ user_token: await users.mintToken(request.clientId, request.body.user) }),
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const { value, replayed } = await idempotency.run(request.clientId, key, 'POST /v2/user-tokens', request.body, async () => ({
+        user_token: await users.mintToken(request.clientId, request.body.user),
+      }));
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return value;
+    },
   );
 
   app.post(

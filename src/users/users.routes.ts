@@ -1,7 +1,8 @@
 // HTTP routes of /v2/users: schemas and status codes only; the rules live in UsersService.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { errorResponses } from '../http/schemas.js';
+import type { Idempotency } from '../idempotency/idempotency.js';
+import { errorResponses, IdempotencyHeadersSchema, IfMatchHeadersSchema } from '../http/schemas.js';
 import { baseUrl } from '../http/base-url.js';
 import {
   CreateUserResponseSchema,
@@ -15,7 +16,10 @@ import { parseIfMatch, type UsersService } from './users.service.js';
 const tags = ['Users'];
 const UserRef = Type.Unsafe({ $ref: 'User', description: 'The user object.' });
 
-export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = async (app, { users }) => {
+export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; idempotency: Idempotency }> = async (
+  app,
+  { users, idempotency },
+) => {
   app.post(
     '/users',
     {
@@ -26,11 +30,22 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
         description:
           'Creates a new user object. Includes a new user token in the response. The body is optional: ' +
           'an empty request creates a user with no fields set.',
+        headers: IdempotencyHeadersSchema,
         body: UserInputSchema,
-        response: { 200: { ...CreateUserResponseSchema, description: 'The new user and a user token for it.' }, ...errorResponses(400, 413, 415) },
+        response: {
+          200: { ...CreateUserResponseSchema, description: 'The new user and a user token for it.' },
+          ...errorResponses(400, 409, 413, 415, 422),
+        },
       },
     },
-    async (request) => users.create(request.clientId, request.body),
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      const { value, replayed } = await idempotency.run(request.clientId, key, 'POST /v2/users', request.body, () =>
+        users.create(request.clientId, request.body),
+      );
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return value;
+    },
   );
 
   app.get(
@@ -79,8 +94,9 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
           'Updates a user object as a JSON merge patch: fields present replace stored ones, null clears a field, ' +
           '`address`, `birth_date` and `open_banking` merge key by key, `external_metadata` is replaced whole.',
         params: UserIdParamsSchema,
+        headers: IfMatchHeadersSchema,
         body: UserInputSchema,
-        response: { 200: UserRef, ...errorResponses(400, 404, 413, 415) },
+        response: { 200: UserRef, ...errorResponses(400, 404, 412, 413, 415) },
       },
     },
     async (request, reply) => {
@@ -100,7 +116,8 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService }> = a
         description:
           'Deletes a user object and everything attached to it; its user tokens stop being valid. 204 status code: No content.',
         params: UserIdParamsSchema,
-        response: { 204: Type.Null({ description: '204 status code: No content.' }), ...errorResponses(404) },
+        headers: IfMatchHeadersSchema,
+        response: { 204: Type.Null({ description: '204 status code: No content.' }), ...errorResponses(404, 412) },
       },
     },
     async (request, reply) => {
