@@ -12,6 +12,7 @@ import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.
 import { registerHealth } from './http/health.js';
 import { Idempotency } from './idempotency/idempotency.js';
 import { registerJsonBody } from './http/json-body.js';
+import { registerLoadShedding, registerRateLimit, registerSecurityHeaders } from './http/limits.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { tokensRoutes } from './tokens/tokens.routes.js';
@@ -55,6 +56,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
     bodyLimit: config.bodyLimit,
+    requestTimeout: config.limits.requestTimeoutMs,
+    // Node checks the headers deadline on this interval, so a dribbling client is cut off in time.
+    http: { headersTimeout: config.limits.headersTimeoutMs, connectionsCheckingInterval: 1000 },
     // Fastify accepts a hop count too; its type omits it.
     trustProxy: config.trustProxy as boolean | string[],
     requestIdHeader: 'x-request-id',
@@ -66,7 +70,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.server.maxConnections = config.limits.maxConnections;
   registerJsonBody(app);
+  registerSecurityHeaders(app);
+  await registerLoadShedding(app, config.limits);
   registerErrorHandling(app, config.bodyLimit);
   app.setValidatorCompiler(createValidatorCompiler(USER_FORMATS));
   app.addHook('onSend', async (request, reply) => {
@@ -107,6 +114,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(
     async (v2) => {
       v2.addHook('onRequest', basicAuth(deps.db));
+      await registerRateLimit(v2, config.limits);
       const addNotAllowed = trackMethodsForNotAllowed(v2);
       await v2.register(usersRoutes, { users, idempotency });
       await v2.register(tokensRoutes, { users, idempotency });

@@ -29,6 +29,22 @@ export interface Config {
   readonly migrateOnStart: boolean;
   /** Longest wait for in-flight requests on SIGTERM/SIGINT before exiting anyway. */
   readonly shutdownTimeoutMs: number;
+  readonly limits: Limits;
+}
+
+export interface Limits {
+  /** Requests per API key per window; 0 turns rate limiting off. */
+  readonly rateLimitMax: number;
+  readonly rateLimitWindowMs: number;
+  /** Shared rate-limit counters for several instances; in-process when unset. */
+  readonly redisUrl: string | undefined;
+  /** A client must have sent all request headers within this time. */
+  readonly headersTimeoutMs: number;
+  /** A client must have sent the whole request within this time. */
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Shed load with 503 when the event loop lags more than this; 0 turns it off. */
+  readonly maxEventLoopDelayMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -57,7 +73,17 @@ export const ENVIRONMENT_HELP = `Environment:
                        addresses/CIDRs (default false)
   BODY_LIMIT           largest accepted request body in bytes (default 262144)
   MIGRATE_ON_START     apply pending migrations when serving (default true)
-  SHUTDOWN_TIMEOUT_MS  on SIGTERM/SIGINT, longest wait for in-flight requests (default 10000)`;
+  SHUTDOWN_TIMEOUT_MS  on SIGTERM/SIGINT, longest wait for in-flight requests (default 10000)
+  RATE_LIMIT_MAX       requests per API key per window (default 1200; 0 turns it off)
+  RATE_LIMIT_WINDOW_MS the rate-limit window (default 60000)
+  REDIS_URL            redis://host:6379: share rate-limit counters between instances
+                       (default: counted in each process)
+  HEADERS_TIMEOUT_MS   a client must send all headers within this (default 30000)
+  REQUEST_TIMEOUT_MS   a client must send the whole request within this (default 30000)
+  MAX_CONNECTIONS      concurrent connections per instance (default 1024)
+  MAX_EVENT_LOOP_DELAY_MS
+                       answer 503 while the event loop lags more than this (default 1000;
+                       0 turns load shedding off)`;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -112,6 +138,27 @@ function database(env: NodeJS.ProcessEnv, databaseUrl: string): DatabaseConfig {
   };
 }
 
+function limits(env: NodeJS.ProcessEnv): Limits {
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL');
+  }
+  const headersTimeoutMs = integer(env, 'HEADERS_TIMEOUT_MS', 30_000, 1000, 600_000);
+  const requestTimeoutMs = integer(env, 'REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000);
+  if (requestTimeoutMs < headersTimeoutMs) {
+    throw new ConfigError('REQUEST_TIMEOUT_MS must be at least HEADERS_TIMEOUT_MS');
+  }
+  return {
+    rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 1200, 0, 10_000_000),
+    rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
+    redisUrl,
+    headersTimeoutMs,
+    requestTimeoutMs,
+    maxConnections: integer(env, 'MAX_CONNECTIONS', 1024, 1, 1_000_000),
+    maxEventLoopDelayMs: integer(env, 'MAX_EVENT_LOOP_DELAY_MS', 1000, 0, 60_000),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const secret = env.USER_TOKEN_SECRET || undefined;
   if (secret !== undefined && secret.length < 32) {
@@ -136,5 +183,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: integer(env, 'BODY_LIMIT', 262_144, 1024, 64 * 1024 * 1024),
     migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    limits: limits(env),
   });
 }

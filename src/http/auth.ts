@@ -8,6 +8,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The tenant of the API key that authenticated this request. */
     clientId: string;
+    /** The API key that authenticated this request. */
+    apiKeyId: string;
   }
 }
 
@@ -32,5 +34,6 @@ export function basicAuth(db: Db) {
     const clientId = await authenticateApiKey(db, keyId, secret);
     if (clientId === undefined) throw errors.authenticationFailed();
     request.clientId = clientId;
+    request.apiKeyId = keyId;
   };
 }

@@ -108,7 +108,15 @@ export async function openStore(store: Store, { migrate = true } = {}): Promise<
 export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): Promise<TestApi> {
   const opened = await openStore(store);
   const { db } = opened;
-  const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS: TEST_PII_KEYS, ...opened.env, ...env });
+  const config = loadConfig({
+    USER_TOKEN_SECRET: TEST_SECRET,
+    PII_KEYS: TEST_PII_KEYS,
+    // Budgets and load shedding have their own tests; elsewhere they would only add noise.
+    RATE_LIMIT_MAX: '0',
+    MAX_EVENT_LOOP_DELAY_MS: '0',
+    ...opened.env,
+    ...env,
+  });
   const app = await buildApp(config, { db, secrets: resolveSecrets(config) });
   await app.ready();
   const tenant = await createApiKey(db, { name: 'tenant-a' });

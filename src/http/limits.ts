@@ -1,0 +1,70 @@
+// Per-key rate limits (in-process or shared through Redis), load shedding, and headers fit for an API.
+import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import type { Limits } from '../config.js';
+import { ApiError, errors } from '../errors.js';
+
+/** Headers for every response: nothing sniffed, framed, cached or referred. */
+export function registerSecurityHeaders(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('cross-origin-resource-policy', 'same-origin');
+    if (!request.url.startsWith('/docs')) {
+      // API responses carry personal data: never stored by caches; and they are data, never a page.
+      reply.header('cache-control', 'no-store');
+      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+    }
+    if (request.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000');
+  });
+}
+
+/** 503 while the event loop lags (the process is saturated), instead of queueing without bound. */
+export async function registerLoadShedding(app: FastifyInstance, limits: Limits): Promise<void> {
+  if (limits.maxEventLoopDelayMs === 0) return;
+  await app.register(underPressure, {
+    maxEventLoopDelay: limits.maxEventLoopDelayMs,
+    sampleInterval: 250,
+    pressureHandler: () => {
+      throw errors.unavailable();
+    },
+  });
+}
+
+/**
+ * Rate limit per API key, counted after authentication (so a guessed key id cannot spend another
+ * client's budget). Register inside the authenticated scope.
+ */
+export async function registerRateLimit(scope: FastifyInstance, limits: Limits): Promise<void> {
+  if (limits.rateLimitMax === 0) return;
+  const redis = limits.redisUrl
+    ? new Redis(limits.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000, lazyConnect: false })
+    : undefined;
+  if (redis) {
+    redis.on('error', (error) => scope.log.warn({ err: error }, 'rate limit store (Redis) unavailable'));
+    scope.addHook('onClose', async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    });
+  }
+  await scope.register(rateLimit, {
+    hook: 'preHandler',
+    max: limits.rateLimitMax,
+    timeWindow: limits.rateLimitWindowMs,
+    keyGenerator: (request) => request.apiKeyId,
+    nameSpace: 'users-api-rl:',
+    // A broken Redis must not take the API down with it: count nothing until it is back.
+    skipOnError: true,
+    ...(redis ? { redis } : {}),
+    errorResponseBuilder: (_request, context) => {
+      const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
+      return new ApiError(
+        429,
+        { detail: `Request was throttled. Expected available in ${seconds} seconds.` },
+        { 'retry-after': String(seconds) },
+      );
+    },
+  });
+}

@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { createTestApi, createUser, STORES, type TestApi } from './helpers/app.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+
+async function redisReachable(): Promise<boolean> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null });
+  try {
+    await redis.connect();
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+const withRedis = process.env.CI === 'true' || (await redisReachable());
+if (!withRedis) console.log(`# Redis not reachable at ${REDIS_URL}: skipping the shared rate-limit test`);
+
+for (const store of STORES) {
+  describe(`rate limits per API key (${store})`, () => {
+    let api: TestApi;
+    before(async () => {
+      api = await createTestApi(store, { RATE_LIMIT_MAX: '5', RATE_LIMIT_WINDOW_MS: '60000' });
+    });
+    after(() => api.close());
+
+    it('answers 429 with the DRF message and Retry-After once a key spends its budget; other keys are unaffected', async () => {
+      const statuses: number[] = [];
+      let throttled;
+      for (let i = 0; i < 7; i++) {
+        const res = await api.request({ method: 'GET', url: '/v2/users' });
+        statuses.push(res.status);
+        if (res.status === 429) throttled = res;
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429]);
+      assert.ok(throttled);
+      assert.match(throttled.json.detail, /^Request was throttled\. Expected available in \d+ seconds\.$/);
+      const seconds = Number(throttled.headers['retry-after']);
+      assert.ok(seconds >= 1 && seconds <= 60, String(throttled.headers['retry-after']));
+      const other = await api.newTenant('fresh-budget');
+      assert.equal((await api.request({ method: 'GET', url: '/v2/users', as: other })).status, 200);
+    });
+
+    it('a throttled create stores nothing', async () => {
+      const key = await api.newTenant('throttled-create');
+      for (let i = 0; i < 5; i++) await createUser(api, {}, key);
+      const res = await api.request({ method: 'POST', url: '/v2/users', payload: {}, as: key });
+      assert.equal(res.status, 429);
+      const rows = await api.db.selectFrom('users').select('id').where('client_id', '=', key.client_id).execute();
+      assert.equal(rows.length, 5);
+    });
+  });
+}
+
+describe('rate limits shared through Redis', { skip: !withRedis }, () => {
+  it('two instances with REDIS_URL enforce one budget per key', async () => {
+    const env = { RATE_LIMIT_MAX: '6', RATE_LIMIT_WINDOW_MS: '60000', REDIS_URL };
+    const a = await createTestApi('sqlite', env);
+    // The second instance serves the same tenant: give it the same key by sharing the store's key row.
+    const b = await createTestApi('sqlite', env);
+    try {
+      await b.db.insertInto('clients').values({ id: a.tenant.client_id, name: 'shared', created_at: new Date().toISOString() }).execute();
+      const keyRow = await a.db.selectFrom('api_keys').selectAll().where('id', '=', a.tenant.api_key_id).executeTakeFirstOrThrow();
+      await b.db.insertInto('api_keys').values(keyRow).execute();
+      const statuses: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const instance = i % 2 === 0 ? a : b;
+        statuses.push((await instance.request({ method: 'GET', url: '/v2/users', as: a.tenant })).status);
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 200, 200, 200, 429, 429]);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('connection and time limits', () => {
+  let api: TestApi;
+  let port: number;
+  before(async () => {
+    api = await createTestApi('sqlite', { HEADERS_TIMEOUT_MS: '1000', REQUEST_TIMEOUT_MS: '2000', MAX_CONNECTIONS: '3' });
+    await api.app.listen({ port: 0, host: '127.0.0.1' });
+    port = (api.app.server.address() as { port: number }).port;
+  });
+  after(() => api.close());
+
+  /** Opens a socket, writes `chunks` spaced by `gapMs`, and resolves with what came back when it closed. */
+  function dribble(chunks: string[], gapMs: number): Promise<{ data: string; closedAfterMs: number }> {
+    return new Promise((resolve, reject) => {
+      const started = Date.now();
+      const socket = connect(port, '127.0.0.1');
+      let data = '';
+      let i = 0;
+      const timer = setInterval(() => {
+        if (i < chunks.length && !socket.destroyed) socket.write(chunks[i++] ?? '');
+      }, gapMs);
+      socket.on('data', (d) => (data += d.toString()));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve({ data, closedAfterMs: Date.now() - started });
+      });
+      setTimeout(() => {
+        clearInterval(timer);
+        socket.destroy();
+        reject(new Error('the server never closed the slow connection'));
+      }, 15_000).unref();
+    });
+  }
+
+  it('cuts off a client that dribbles its headers', async () => {
+    const headers = ['GET /healthz HTTP/1.1\r\n', 'Host: x\r\n', ...Array.from({ length: 40 }, (_, i) => `X-Slow-${i}: y\r\n`)];
+    const { data, closedAfterMs } = await dribble(headers, 250);
+    assert.ok(closedAfterMs < 5000, `closed after ${closedAfterMs} ms`);
+    assert.match(data, /^HTTP\/1\.1 408|^$/);
+  });
+
+  it('cuts off a client that dribbles its body', async () => {
+    const start = 'POST /v2/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{';
+    const { closedAfterMs } = await dribble([start, ...Array.from({ length: 60 }, () => ' ')], 200);
+    assert.ok(closedAfterMs < 6000, `closed after ${closedAfterMs} ms`);
+  });
+
+  it('caps concurrent connections', async () => {
+    const sockets = await Promise.all(
+      Array.from({ length: 3 }, () => new Promise<ReturnType<typeof connect>>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => resolve(s));
+        s.on('error', () => undefined);
+      })),
+    );
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => r.status,
+        () => 'refused',
+      );
+      assert.equal(res, 'refused');
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+  });
+});
+
+describe('load shedding', () => {
+  it('answers 503 in the documented shape while the event loop is saturated', async () => {
+    const api = await createTestApi('sqlite', { MAX_EVENT_LOOP_DELAY_MS: '20' });
+    try {
+      const healthy = await api.request({ method: 'GET', url: '/v2/users' });
+      assert.equal(healthy.status, 200);
+      // Saturate the loop for over a second (60 ms of work between yields), as a flood of requests would.
+      const end = Date.now() + 1200;
+      while (Date.now() < end) {
+        const busy = Date.now() + 60;
+        while (Date.now() < busy);
+        await new Promise((r) => setImmediate(r));
+      }
+      const res = await api.request({ method: 'GET', url: '/v2/users' });
+      assert.equal(res.status, 503);
+      assert.deepEqual(res.json, { detail: 'Service temporarily unavailable, try again later.' });
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('security headers', () => {
+  it('every API response carries them; errors too', async () => {
+    const api = await createTestApi('sqlite');
+    try {
+      for (const res of [
+        await api.request({ method: 'GET', url: '/v2/users' }),
+        await api.request({ method: 'GET', url: '/v2/users', as: null }),
+        await api.request({ method: 'GET', url: '/nope' }),
+      ]) {
+        assert.equal(res.headers['x-content-type-options'], 'nosniff');
+        assert.equal(res.headers['cache-control'], 'no-store');
+        assert.equal(res.headers['x-frame-options'], 'DENY');
+        assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+        assert.ok(res.headers['x-request-id']);
+      }
+    } finally {
+      await api.close();
+    }
+  });
+});
