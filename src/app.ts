@@ -76,8 +76,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await registerLoadShedding(app, config.limits);
   registerErrorHandling(app, config.bodyLimit);
   app.setValidatorCompiler(createValidatorCompiler(USER_FORMATS));
+  // Once closing, answers end their connection: a keep-alive client must not hold up the shutdown.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
 
   for (const schema of [UserSchema, DetailErrorSchema, ValidationErrorSchema]) app.addSchema(schema);
