@@ -1,0 +1,539 @@
+// Operations: liveness and readiness, graceful shutdown of a real server process, one-line startup errors.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { openDatabase } from '../src/db/database.js';
+import { migrateToLatest } from '../src/db/migrations.js';
+import { createApiKey, type IssuedKey } from '../src/keys/keys.service.js';
+import { basicAuth, createTestApi, STORES, TEST_DATABASE_URL, TEST_SECRET, type TestApi } from './helpers/app.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = join(ROOT, 'src', 'main.ts');
+/** tsx by absolute URL, so a child can run with a working directory outside the project. */
+const TSX = import.meta.resolve('tsx');
+const COMMAND_TIMEOUT_MS = 20_000;
+const SERVE_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
+/** Field-encryption keys, required alongside USER_TOKEN_SECRET on PostgreSQL (ignored where not known). */
+const PII_KEYS = `ops1:${Buffer.alloc(32, 7).toString('base64')}`;
+
+/** Configuration variables the children must not inherit from whoever runs the tests. */
+const CONFIG_VARS = [
+  'PORT',
+  'HOST',
+  'DATABASE_URL',
+  'USER_TOKEN_SECRET',
+  'USER_TOKEN_ISSUER',
+  'LOG_LEVEL',
+  'TRUST_PROXY',
+  'BODY_LIMIT',
+  'MIGRATE_ON_START',
+  'SHUTDOWN_TIMEOUT_MS',
+  'DATABASE_SCHEMA',
+  'DATABASE_POOL_SIZE',
+  'DATABASE_STATEMENT_TIMEOUT_MS',
+  'NODE_TEST_CONTEXT',
+];
+
+const children = new Set<ChildProcess>();
+const sockets = new Set<Socket>();
+const tempDirs: string[] = [];
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'users-api-ops-'));
+  tempDirs.push(dir);
+  return dir;
+}
+
+function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const base = { ...process.env };
+  for (const name of CONFIG_VARS) delete base[name];
+  return { ...base, ...env };
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface Result extends Exit {
+  stdout: string;
+  stderr: string;
+}
+
+/** `users-api ARGS` run to completion in `cwd`, killed after a timeout. */
+function cli(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`users-api ${args.join(' ')} timed out after ${COMMAND_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, COMMAND_TIMEOUT_MS);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      children.delete(child);
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** A failure reported in one `users-api: ...` line, with no stack trace, and a non-zero exit. */
+function assertOneLineError(result: Result, pattern: RegExp): void {
+  assert.notEqual(result.code, 0, `expected a non-zero exit: ${JSON.stringify(result)}`);
+  assert.equal(result.code === null, false, `expected an exit code, got signal ${result.signal}`);
+  assert.equal(result.signal, null);
+  const lines = result.stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${result.stderr}`);
+  assert.match(lines[0] ?? '', /^users-api: /);
+  assert.match(lines[0] ?? '', pattern);
+  assert.doesNotMatch(result.stderr + result.stdout, /\n\s+at .+[:(]/, 'a stack trace was printed');
+  assert.doesNotMatch(result.stdout, /Server listening/, 'the server must not have started');
+}
+
+interface Server {
+  child: ChildProcess;
+  port: number;
+  base: string;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<Exit>;
+}
+
+const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:(\d+))"/;
+
+/** `users-api serve` on PORT=0, resolved once pino logs the address. */
+async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
+  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve'], {
+    cwd: ROOT,
+    env: childEnv({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = new Promise<Exit>((resolve) => {
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const match = await waitFor(
+    () => LISTENING.exec(stdout),
+    SERVE_TIMEOUT_MS,
+    () => `server not listening\nstdout: ${stdout}\nstderr: ${stderr}`,
+    child,
+  );
+  return { child, port: Number(match[2]), base: match[1] ?? '', stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Polls `probe` until it returns something truthy; fails after `timeoutMs` or when `child` exits first. */
+function waitFor<T>(probe: () => T | null | undefined | false, timeoutMs: number, explain: () => string, child?: ChildProcess): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      const found = probe();
+      if (found) {
+        clearInterval(poll);
+        resolve(found);
+      } else if (child && (child.exitCode !== null || child.signalCode !== null)) {
+        clearInterval(poll);
+        reject(new Error(`exited early (${child.exitCode ?? child.signalCode}): ${explain()}`));
+      } else if (Date.now() - started > timeoutMs) {
+        clearInterval(poll);
+        reject(new Error(`timed out after ${timeoutMs} ms: ${explain()}`));
+      }
+    }, 20);
+  });
+}
+
+/** The exit status, or SIGKILL and a failure if it takes longer than `timeoutMs`. */
+async function exitOf(server: Server, timeoutMs = STOP_TIMEOUT_MS): Promise<Exit> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      server.child.kill('SIGKILL');
+      reject(new Error(`server did not exit within ${timeoutMs} ms\nstdout: ${server.stdout()}\nstderr: ${server.stderr()}`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([server.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function stopServer(server: Server): Promise<Exit> {
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
+  return exitOf(server);
+}
+
+/** A SQLite store in a temp dir, migrated, with one API key; closed again so only the server holds it. */
+async function sqliteStoreWithKey(): Promise<{ dir: string; path: string; key: IssuedKey }> {
+  const dir = tempDir();
+  const path = join(dir, 'users.db');
+  const db = openDatabase({ kind: 'sqlite', path });
+  try {
+    await migrateToLatest(db);
+    return { dir, path, key: await createApiKey(db, { name: 'ops' }) };
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** A raw HTTP/1.1 connection, to hold a request half-sent. */
+async function openSocket(port: number): Promise<{ socket: Socket; received: () => string; ended: Promise<void> }> {
+  const socket = connect({ host: '127.0.0.1', port });
+  sockets.add(socket);
+  let received = '';
+  socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.on('error', () => undefined);
+  return { socket, received: () => received, ended };
+}
+
+interface RawResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Parses a complete HTTP/1.1 response with Content-Length, or returns undefined while incomplete. */
+function parseResponse(raw: string): RawResponse | undefined {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) return undefined;
+  const [statusLine = '', ...headerLines] = raw.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of headerLines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  const body = raw.slice(end + 4);
+  const length = Number(headers['content-length'] ?? NaN);
+  if (!Number.isNaN(length) && Buffer.byteLength(body) < length) return undefined;
+  return { status: Number(statusLine.split(' ')[1]), headers, body };
+}
+
+/** How a brand-new connection fares: refused, or answered (with its status). */
+async function probeNewConnection(base: string): Promise<{ refused: true } | { refused: false; status: number }> {
+  try {
+    const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(3_000) });
+    await res.body?.cancel();
+    return { refused: false, status: res.status };
+  } catch (error) {
+    const code = (error as { cause?: { code?: string } }).cause?.code;
+    if (code === 'ECONNREFUSED' || code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return { refused: true };
+    throw error;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sends the headers and half the body of a POST /v2/users, SIGTERMs the server, checks that a new connection is
+ * refused (or answered 503) while the request is still open, then sends the rest and returns the answer.
+ */
+async function inFlightThroughShutdown(server: Server, key: IssuedKey): Promise<{ raw: Awaited<ReturnType<typeof openSocket>>; response: RawResponse }> {
+  const body = JSON.stringify({ external_id: 'in-flight', first_name: 'Grace', last_name: 'Hopper' });
+  const half = Math.floor(body.length / 2);
+  const raw = await openSocket(server.port);
+  raw.socket.write(
+    [
+      'POST /v2/users HTTP/1.1',
+      `Host: 127.0.0.1:${server.port}`,
+      `Authorization: ${basicAuth(key)}`,
+      'Content-Type: application/json',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      '',
+      '',
+    ].join('\r\n') + body.slice(0, half),
+  );
+  // The server has the request (its headers are parsed) before it is told to stop.
+  await waitFor(() => /"msg":"incoming request"/.test(server.stdout()), 10_000, () => server.stdout(), server.child);
+
+  server.child.kill('SIGTERM');
+  await waitFor(() => /shutting down/.test(server.stdout()), 10_000, () => server.stdout(), server.child);
+  await sleep(300);
+  assert.equal(server.child.exitCode, null, 'the server waits for the in-flight request');
+
+  const probe = await probeNewConnection(server.base);
+  assert.ok(probe.refused || probe.status === 503, `a new connection was served during shutdown: ${JSON.stringify(probe)}`);
+  assert.equal(raw.received(), '', 'nothing was answered on the in-flight connection yet');
+  assert.equal(server.child.exitCode, null, 'still waiting for the in-flight request');
+
+  raw.socket.write(body.slice(half));
+  const response = await waitFor(() => parseResponse(raw.received()), 10_000, () => raw.received());
+  return { raw, response };
+}
+
+after(() => {
+  for (const socket of sockets) socket.destroy();
+  for (const child of children) child.kill('SIGKILL');
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+for (const store of STORES) {
+  describe(`health endpoints on ${store}`, () => {
+    let api: TestApi;
+    let broken: TestApi;
+
+    before(async () => {
+      api = await createTestApi(store);
+      broken = await createTestApi(store);
+    });
+
+    after(async () => {
+      await api?.close();
+      if (broken) {
+        // Its database is destroyed by a test below: close only the app, then remove the store's data.
+        await broken.app.close();
+        const { database } = broken.config;
+        if (database.kind === 'postgres' && database.schema) {
+          const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+          await client.connect();
+          try {
+            await client.query(`drop schema if exists ${database.schema} cascade`);
+          } finally {
+            await client.end();
+          }
+        }
+      }
+    });
+
+    it('GET /healthz and GET /readyz answer 200 {"status":"ok"} without credentials', async () => {
+      for (const url of ['/healthz', '/readyz']) {
+        const res = await api.request({ method: 'GET', url, as: null });
+        assert.equal(res.status, 200, `${url}: ${res.body}`);
+        assert.deepEqual(res.json, { status: 'ok' });
+        assert.match(String(res.headers['content-type']), /^application\/json/);
+      }
+    });
+
+    it('answer the same with credentials, and are not part of the API document', async () => {
+      for (const url of ['/healthz', '/readyz']) {
+        const res = await api.request({ method: 'GET', url });
+        assert.equal(res.status, 200, `${url}: ${res.body}`);
+        assert.deepEqual(res.json, { status: 'ok' });
+      }
+      const doc = await api.request({ method: 'GET', url: '/openapi.json', as: null });
+      assert.equal(doc.status, 200);
+      assert.equal(Object.hasOwn(doc.json.paths, '/healthz'), false);
+      assert.equal(Object.hasOwn(doc.json.paths, '/readyz'), false);
+    });
+
+    it('with the database gone, /readyz answers 503 {"detail":"Database unreachable."} and /healthz still 200', async () => {
+      const ready = await broken.request({ method: 'GET', url: '/readyz', as: null });
+      assert.equal(ready.status, 200, 'ready before the database goes away');
+      await broken.db.destroy();
+      const notReady = await broken.request({ method: 'GET', url: '/readyz', as: null });
+      assert.equal(notReady.status, 503, notReady.body);
+      assert.deepEqual(notReady.json, { detail: 'Database unreachable.' });
+      const alive = await broken.request({ method: 'GET', url: '/healthz', as: null });
+      assert.equal(alive.status, 200, alive.body);
+      assert.deepEqual(alive.json, { status: 'ok' });
+    });
+  });
+}
+
+describe('graceful shutdown of a server process (SQLite)', () => {
+  it(
+    'on SIGTERM stops accepting, finishes the in-flight request with 200, exits 0; the user is stored',
+    { timeout: SERVE_TIMEOUT_MS * 2 + STOP_TIMEOUT_MS * 2 },
+    async () => {
+      const { path, key } = await sqliteStoreWithKey();
+      const env = { DATABASE_URL: path };
+      const server = await startServer(env);
+      let id: string;
+      try {
+        const { raw, response } = await inFlightThroughShutdown(server, key);
+        assert.equal(response.status, 200, `in-flight request: ${raw.received()}`);
+        const created = JSON.parse(response.body) as { id: string; user_token: string };
+        assert.deepEqual(Object.keys(created).sort(), ['id', 'user_token']);
+        id = created.id;
+
+        // A client that has its answer and hangs up: nothing else holds the server.
+        raw.socket.end();
+        const exit = await exitOf(server);
+        assert.deepEqual(exit, { code: 0, signal: null }, `stdout: ${server.stdout()}\nstderr: ${server.stderr()}`);
+        assert.doesNotMatch(server.stdout(), /shutdown timed out/);
+      } finally {
+        if (server.child.exitCode === null) await stopServer(server).catch(() => undefined);
+      }
+
+      // The acknowledged write survived the shutdown.
+      const again = await startServer(env);
+      try {
+        const res = await fetch(`${again.base}/v2/users/${id}`, {
+          headers: { authorization: basicAuth(key) },
+          signal: AbortSignal.timeout(10_000),
+        });
+        assert.equal(res.status, 200);
+        const user = (await res.json()) as { id: string; external_id: string; first_name: string; last_name: string };
+        assert.equal(user.id, id);
+        assert.equal(user.external_id, 'in-flight');
+        assert.equal(user.first_name, 'Grace');
+        assert.equal(user.last_name, 'Hopper');
+      } finally {
+        const exit = await stopServer(again);
+        assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${again.stderr()}`);
+      }
+    },
+  );
+
+  it(
+    'a keep-alive client that keeps its connection after the in-flight request does not hold up shutdown',
+    {
+      timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS * 2,
+    },
+    async () => {
+      const { path, key } = await sqliteStoreWithKey();
+      const server = await startServer({ DATABASE_URL: path, SHUTDOWN_TIMEOUT_MS: '5000' });
+      try {
+        const { raw, response } = await inFlightThroughShutdown(server, key);
+        assert.equal(response.status, 200, `in-flight request: ${raw.received()}`);
+        const answered = Date.now();
+        // The client keeps the connection, as a pooling client or load balancer does: the server must end it.
+        const exit = await exitOf(server, 10_000);
+        const took = Date.now() - answered;
+        assert.deepEqual(exit, { code: 0, signal: null }, `exited after ${took} ms\nstdout: ${server.stdout()}`);
+        assert.ok(took < 2_000, `exit took ${took} ms after the last response`);
+        assert.equal(response.headers.connection, 'close', 'the last response during shutdown announces the close');
+        await raw.ended;
+      } finally {
+        if (server.child.exitCode === null) await stopServer(server).catch(() => undefined);
+      }
+    },
+  );
+
+  it('an idle keep-alive connection does not hold up shutdown: SIGTERM exits 0 promptly', { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS }, async () => {
+    const { path } = await sqliteStoreWithKey();
+    // A long deadline: exiting 0 well before it proves the idle connection was closed, not waited out.
+    const server = await startServer({ DATABASE_URL: path, SHUTDOWN_TIMEOUT_MS: '20000' });
+    try {
+      const raw = await openSocket(server.port);
+      raw.socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nConnection: keep-alive\r\n\r\n`);
+      const response = await waitFor(() => parseResponse(raw.received()), 10_000, () => raw.received());
+      assert.equal(response.status, 200);
+      assert.notEqual(response.headers.connection, 'close', 'the connection stays open');
+      const started = Date.now();
+      server.child.kill('SIGTERM');
+      const exit = await exitOf(server, 10_000);
+      assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${server.stderr()}`);
+      assert.ok(Date.now() - started < 5_000, `shutdown took ${Date.now() - started} ms`);
+      await raw.ended;
+    } finally {
+      if (server.child.exitCode === null) await stopServer(server).catch(() => undefined);
+    }
+  });
+
+  it('SIGINT shuts down the same way, exit 0', { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS }, async () => {
+    const { path } = await sqliteStoreWithKey();
+    const server = await startServer({ DATABASE_URL: path });
+    try {
+      server.child.kill('SIGINT');
+      const exit = await exitOf(server);
+      assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${server.stderr()}`);
+      assert.match(server.stdout(), /"signal":"SIGINT"/);
+    } finally {
+      if (server.child.exitCode === null) await stopServer(server).catch(() => undefined);
+    }
+  });
+
+  it('a request that never finishes is abandoned after SHUTDOWN_TIMEOUT_MS with exit code 1', { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS }, async () => {
+    const { path, key } = await sqliteStoreWithKey();
+    const server = await startServer({ DATABASE_URL: path, SHUTDOWN_TIMEOUT_MS: '1000' });
+    try {
+      const raw = await openSocket(server.port);
+      raw.socket.write(
+        `POST /v2/users HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: ${basicAuth(key)}\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"first_name":',
+      );
+      await waitFor(() => /"msg":"incoming request"/.test(server.stdout()), 10_000, () => server.stdout(), server.child);
+      const started = Date.now();
+      server.child.kill('SIGTERM');
+      const exit = await exitOf(server, 10_000);
+      const took = Date.now() - started;
+      assert.deepEqual(exit, { code: 1, signal: null }, `stdout: ${server.stdout()}\nstderr: ${server.stderr()}`);
+      assert.ok(took >= 900, `exited after ${took} ms, before the deadline`);
+      assert.match(server.stdout() + server.stderr(), /shutdown timed out/);
+    } finally {
+      if (server.child.exitCode === null) await stopServer(server).catch(() => undefined);
+    }
+  });
+});
+
+describe('startup errors: one line, no stack trace, non-zero exit', () => {
+  it('an unreachable PostgreSQL server, without revealing the password', { timeout: COMMAND_TIMEOUT_MS }, async () => {
+    const result = await cli(['serve'], {
+      DATABASE_URL: 'postgres://someone:hunter2-not-shown@127.0.0.1:1/x',
+      USER_TOKEN_SECRET: TEST_SECRET,
+      PII_KEYS,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+    });
+    assertOneLineError(result, /database/i);
+    assert.match(result.stderr, /127\.0\.0\.1:1/, 'the message says where');
+    assert.match(result.stderr, /ECONNREFUSED|refused|unreachable/i, 'the message says why');
+    assert.equal((result.stdout + result.stderr).includes('hunter2-not-shown'), false, 'the password was printed');
+  });
+
+  for (const url of ['postgres://', 'postgresql://', 'postgres://[not-a-host/x']) {
+    it(`a malformed DATABASE_URL (${url})`, { timeout: COMMAND_TIMEOUT_MS }, async () => {
+      const result = await cli(['serve'], { DATABASE_URL: url, USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS, PORT: '0' });
+      assertOneLineError(result, /DATABASE_URL/);
+    });
+  }
+
+  it('a PostgreSQL URL without USER_TOKEN_SECRET names the variable and writes no key file', { timeout: COMMAND_TIMEOUT_MS }, async () => {
+    const cwd = tempDir();
+    const rootFiles = [join(ROOT, 'user-token.secret'), join(ROOT, 'data', 'user-token.secret')];
+    const existedBefore = rootFiles.map((file) => existsSync(file));
+    // A reachable server (when there is one), so the refusal is about the secret, not the connection.
+    const result = await cli(['serve'], { DATABASE_URL: TEST_DATABASE_URL, PII_KEYS, PORT: '0', LOG_LEVEL: 'info' }, cwd);
+    assertOneLineError(result, /USER_TOKEN_SECRET/);
+    const created = readdirSync(cwd, { recursive: true }).map(String);
+    assert.deepEqual(
+      created.filter((name) => name.endsWith('user-token.secret')),
+      [],
+      `a key file was written in the working directory: ${created.join(', ')}`,
+    );
+    assert.deepEqual(created, [], `nothing is written in the working directory: ${created.join(', ')}`);
+    assert.deepEqual(
+      rootFiles.map((file) => existsSync(file)),
+      existedBefore,
+      'a key file appeared in the project directory',
+    );
+
+    // The same with an empty USER_TOKEN_SECRET, and with `migrate`/`keys` not being the issue: serve alone needs it.
+    const empty = await cli(['serve'], { DATABASE_URL: TEST_DATABASE_URL, USER_TOKEN_SECRET: '', PII_KEYS, PORT: '0' }, cwd);
+    assertOneLineError(empty, /USER_TOKEN_SECRET/);
+    assert.deepEqual(readdirSync(cwd, { recursive: true }), []);
+  });
+
+  it('a USER_TOKEN_SECRET shorter than 32 characters', { timeout: COMMAND_TIMEOUT_MS }, async () => {
+    const result = await cli(['serve'], { DATABASE_URL: TEST_DATABASE_URL, USER_TOKEN_SECRET: 'tiny-secret-value', PII_KEYS, PORT: '0' }, tempDir());
+    assertOneLineError(result, /USER_TOKEN_SECRET.*32/);
+    assert.equal(result.stderr.includes('tiny-secret-value'), false, 'the secret itself is not echoed');
+  });
+});
