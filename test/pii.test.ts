@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -139,6 +139,12 @@ describe('a planted SSN appears nowhere in the SQLite files in clear (sqlite)', 
       await db.destroy(); // checkpoints the WAL into the main file
       scan();
       assert.ok(readdirSync(dir).includes('pii.keys'));
+      assert.equal(statSync(join(dir, 'pii.keys')).mode & 0o777, 0o600);
+      // The generated key is the one in use: a second start reads it back and decrypts the same rows.
+      const again = openDatabase(config.database);
+      const repo = new UsersRepository(again, new PiiCipher(resolveSecrets(config).piiKeys));
+      assert.equal((await repo.findUserById(key.client_id, ids[1] ?? ''))?.ssn, PLANTED_SSN);
+      await again.destroy();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
