@@ -1,6 +1,7 @@
 // Tenants and API keys: secrets are random, shown once, and stored only as a SHA-256 hash.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/database.js';
+import { UUID } from '../users/users.ids.js';
 import * as repo from './keys.repository.js';
 
 export interface IssuedKey {
@@ -11,7 +12,6 @@ export interface IssuedKey {
 
 export class KeyError extends Error {}
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const API_KEY_ID = /^[0-9a-f]{32}$/;
 
 // Secrets carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.

@@ -1,7 +1,8 @@
 // User ids are UUIDv7: time-ordered, so id order is creation order and paging can key on id.
 import { v7 } from 'uuid';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** A UUID in canonical lower-case form (any version: the seed's own ids are not RFC variants). */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** A new id and its creation time (ISO 8601 UTC, microseconds); the id's first 48 bits hold the same millisecond. */
 export function newUserId(): { id: string; createdAt: string } {
