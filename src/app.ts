@@ -12,7 +12,7 @@ import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.
 import { registerHealth } from './http/health.js';
 import { Idempotency } from './idempotency/idempotency.js';
 import { registerJsonBody } from './http/json-body.js';
-import { registerLoadShedding, registerRateLimit, registerSecurityHeaders } from './http/limits.js';
+import { registerLoadShedding, registerRateLimit, registerSecurityHeaders, securityHeaders } from './http/limits.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { tokensRoutes } from './tokens/tokens.routes.js';
@@ -65,8 +65,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
     // A path that is not valid percent-encoding names nothing here.
-    frameworkErrors: (_error, _request, reply) => {
-      void (reply as FastifyReply).code(404).send({ detail: 'Not found.' });
+    frameworkErrors: (_error, request, reply) => {
+      void (reply as FastifyReply).code(404).headers(securityHeaders(request)).send({ detail: 'Not found.' });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -81,8 +81,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
+  app.addHook('onSend', async (_request, reply) => {
     if (closing) reply.header('connection', 'close');
   });
 

@@ -41,18 +41,22 @@ export const errors = {
 
 /** Adds `message` at `path` in a nested FieldErrors tree. */
 export function addFieldError(tree: FieldErrors, path: readonly string[], message: string): void {
+  // Path segments can be any JSON key ("__proto__" included): read own properties, define, never assign.
+  const get = (node: FieldErrors, key: string) => (Object.hasOwn(node, key) ? node[key] : undefined);
+  const set = (node: FieldErrors, key: string, value: string[] | FieldErrors) =>
+    Object.defineProperty(node, key, { value, enumerable: true, writable: true, configurable: true });
   let node = tree;
   for (const key of path.slice(0, -1)) {
-    const next = node[key];
-    if (next === undefined || Array.isArray(next)) node[key] = {};
-    node = node[key] as FieldErrors;
+    const next = get(node, key);
+    if (next === undefined || Array.isArray(next)) set(node, key, {});
+    node = get(node, key) as FieldErrors;
   }
   const leaf = path.at(-1) ?? 'non_field_errors';
-  const existing = node[leaf];
+  const existing = get(node, leaf);
   if (Array.isArray(existing)) {
     if (!existing.includes(message)) existing.push(message);
   } else if (existing === undefined) {
-    node[leaf] = [message];
+    set(node, leaf, [message]);
   } else {
     // A nested field already has child errors; whole-object problems go under non_field_errors.
     addFieldError(existing, ['non_field_errors'], message);

@@ -88,6 +88,12 @@ for (const store of STORES) {
       assert.deepEqual(JSON.parse(row.open_banking ?? 'null'), FULL_BODY.open_banking);
     });
 
+    it('stores only the known keys of open_banking', async () => {
+      const id = await createUser(api, { open_banking: { end_user: { name: 'Lender', planet: 'Mars' }, extra: { a: 1 } } });
+      const row = await api.db.selectFrom('users').select('open_banking').where('id', '=', id).executeTakeFirstOrThrow();
+      assert.deepEqual(JSON.parse(row.open_banking ?? 'null'), { end_user: { name: 'Lender' } });
+    });
+
     it('returns null for every unset field and {} as the default external_metadata', async () => {
       const id = await createUser(api, {});
       const { json } = await api.request({ method: 'GET', url: `/v2/users/${id}` });

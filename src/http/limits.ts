@@ -1,24 +1,32 @@
 // Per-key rate limits (in-process or shared through Redis), load shedding, and headers fit for an API.
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Limits } from '../config.js';
 import { ApiError, errors } from '../errors.js';
 
-/** Headers for every response: nothing sniffed, framed, cached or referred. */
+/** Headers for every response: nothing sniffed, framed, cached or referred; and the request id. */
+export function securityHeaders(request: FastifyRequest): Record<string, string> {
+  const headers: Record<string, string> = {
+    'x-request-id': request.id,
+    'x-content-type-options': 'nosniff',
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cross-origin-resource-policy': 'same-origin',
+  };
+  if (!request.url.startsWith('/docs')) {
+    // API responses carry personal data: never stored by caches; and they are data, never a page.
+    headers['cache-control'] = 'no-store';
+    headers['content-security-policy'] = "default-src 'none'; frame-ancestors 'none'";
+  }
+  if (request.protocol === 'https') headers['strict-transport-security'] = 'max-age=31536000';
+  return headers;
+}
+
 export function registerSecurityHeaders(app: FastifyInstance): void {
   app.addHook('onSend', async (request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('x-frame-options', 'DENY');
-    reply.header('referrer-policy', 'no-referrer');
-    reply.header('cross-origin-resource-policy', 'same-origin');
-    if (!request.url.startsWith('/docs')) {
-      // API responses carry personal data: never stored by caches; and they are data, never a page.
-      reply.header('cache-control', 'no-store');
-      reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    }
-    if (request.protocol === 'https') reply.header('strict-transport-security', 'max-age=31536000');
+    reply.headers(securityHeaders(request));
   });
 }
 

@@ -50,6 +50,17 @@ function mergePatch(target: unknown, patch: unknown): unknown {
   return result;
 }
 
+const END_USER_KEYS = ['name', 'address', 'city', 'state', 'zip', 'phone'] as const;
+
+/** open_banking with only the contract's keys: unknown ones are ignored, never stored. */
+function knownOpenBanking(value: UserInput['open_banking']): Nested | null {
+  if (value == null) return null;
+  if (!has(value, 'end_user')) return {};
+  const endUser = value.end_user;
+  if (endUser == null) return { end_user: null };
+  return { end_user: Object.fromEntries(END_USER_KEYS.filter((k) => has(endUser, k)).map((k) => [k, endUser[k] ?? null])) };
+}
+
 /** Column changes for the fields present in `input`, applied over `current` (absent on create). */
 function inputToColumns(input: UserInput, current: UserRow | undefined): Partial<UserRow> {
   const changes: Partial<UserRow> = {};
@@ -74,7 +85,7 @@ function inputToColumns(input: UserInput, current: UserRow | undefined): Partial
     changes.external_metadata = input.external_metadata == null ? null : JSON.stringify(input.external_metadata);
   }
   if (has(input, 'open_banking')) {
-    const merged = mergePatch(parseJson(current?.open_banking ?? null), input.open_banking ?? null);
+    const merged = mergePatch(parseJson(current?.open_banking ?? null), knownOpenBanking(input.open_banking));
     changes.open_banking = merged === null ? null : JSON.stringify(merged);
   }
   return changes;
