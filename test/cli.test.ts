@@ -1,168 +1,32 @@
 // The users-api command, run as a child process exactly as an operator would run it.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { jwtVerify } from 'jose';
 import { deriveKey } from '../src/secrets.js';
+import {
+  assertOneLineError,
+  cleanUpProcesses,
+  cli,
+  COMMAND_TIMEOUT_MS,
+  makeTempDir,
+  run,
+  SERVE_TIMEOUT_MS,
+  startServer,
+  stopServer,
+} from './helpers/process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const COMMAND_TIMEOUT_MS = 20_000;
-const SERVE_TIMEOUT_MS = 30_000;
-
-/** Configuration variables the children must not inherit from whoever runs the tests. */
-const CONFIG_VARS = [
-  'PORT',
-  'HOST',
-  'DATABASE_URL',
-  'USER_TOKEN_SECRET',
-  'USER_TOKEN_ISSUER',
-  'LOG_LEVEL',
-  'TRUST_PROXY',
-  'BODY_LIMIT',
-  'MIGRATE_ON_START',
-  'SHUTDOWN_TIMEOUT_MS',
-  'DATABASE_SCHEMA',
-  'DATABASE_POOL_SIZE',
-  'DATABASE_STATEMENT_TIMEOUT_MS',
-  'NODE_TEST_CONTEXT',
-];
-
-const children = new Set<ChildProcess>();
-const tempDirs: string[] = [];
+/** Shorter than the shared default: two starts and two stops must fit in the serve test's SERVE_TIMEOUT_MS * 3. */
+const CLI_STOP_TIMEOUT_MS = 10_000;
 
 function tempDb(): { dir: string; db: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'users-api-cli-'));
-  tempDirs.push(dir);
+  const dir = makeTempDir('cli');
   return { dir, db: join(dir, 'users.db') };
 }
 
-function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
-  const base = { ...process.env };
-  for (const name of CONFIG_VARS) delete base[name];
-  return { ...base, ...env };
-}
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to completion, killing it after `timeoutMs`. */
-function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = COMMAND_TIMEOUT_MS): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${command} ${args.join(' ')} timed out after ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      children.delete(child);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/** `users-api ARGS` on the database at `db`. */
-function cli(args: string[], env: Record<string, string>): Promise<Result> {
-  return run(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], childEnv(env));
-}
-
-/** A failure reported in one `users-api: ...` line, with no stack trace. */
-function assertOneLineError(result: Result, pattern: RegExp): void {
-  assert.notEqual(result.code, 0, `expected a non-zero exit: ${JSON.stringify(result)}`);
-  assert.equal(result.signal, null);
-  const lines = result.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0] ?? '', /^users-api: /);
-  assert.match(lines[0] ?? '', pattern);
-  assert.doesNotMatch(result.stderr + result.stdout, /\n\s+at .+[:(]/, 'a stack trace was printed');
-}
-
-interface Server_ {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-/** Starts `users-api serve` and resolves once stdout matches `ready`. */
-async function startServer(env: Record<string, string>, ready: RegExp): Promise<Server_ & { match: RegExpMatchArray }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
-    cwd: ROOT,
-    env: childEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const match = await new Promise<RegExpMatchArray>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      clearInterval(poll);
-      reject(new Error(`server not ready after ${SERVE_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, SERVE_TIMEOUT_MS);
-    const poll = setInterval(() => {
-      const found = stdout.match(ready);
-      if (found) {
-        clearTimeout(timer);
-        clearInterval(poll);
-        resolve(found);
-      } else if (child.exitCode !== null || child.signalCode !== null) {
-        clearTimeout(timer);
-        clearInterval(poll);
-        reject(new Error(`server exited early (${child.exitCode ?? child.signalCode})\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }
-    }, 50);
-  });
-  return { child, match, stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-/** SIGTERM, and the exit status (SIGKILL after a timeout, which then fails the test). */
-async function stopServer(server: Server_): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  server.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      server.child.kill('SIGKILL');
-      reject(new Error(`server did not exit within 10 s of SIGTERM\nstderr: ${server.stderr()}`));
-    }, 10_000);
-  });
-  try {
-    return await Promise.race([server.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-after(() => {
-  for (const child of children) child.kill('SIGKILL');
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+after(cleanUpProcesses);
 
 describe('users-api CLI', () => {
   it('--help exits 0 and documents the commands and every environment variable', { timeout: COMMAND_TIMEOUT_MS }, async () => {
@@ -286,7 +150,7 @@ describe('users-api CLI', () => {
       async () => {
         const { dir, db } = tempDb();
         const env = { DATABASE_URL: db, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
-        const server = await startServer(env, /API reference: (http:\/\/127\.0\.0\.1:(\d+))\/docs\n/);
+        const server = await startServer(env, { ready: /API reference: (http:\/\/127\.0\.0\.1:(\d+))\/docs\n/ });
         let token: string;
         let clientId: string;
         let credentials: string;
@@ -294,7 +158,7 @@ describe('users-api CLI', () => {
           const banner = server.stdout();
           const curl = banner.split('\n').map((l) => l.trim()).find((l) => l.startsWith('curl '));
           assert.ok(curl, `no curl line in:\n${banner}`);
-          const port = server.match[2];
+          const port = server.port;
           assert.ok(curl.includes(`http://127.0.0.1:${port}/v2/users`), curl);
           clientId = banner.match(/client_id\s+(\S+)/)?.[1] ?? '';
           const keyId = banner.match(/api_key_id\s+(\S+)/)?.[1] ?? '';
@@ -303,7 +167,7 @@ describe('users-api CLI', () => {
           credentials = `${keyId}:${secret}`;
           assert.ok(curl.includes(credentials), 'the curl line carries the printed key');
 
-          const result = await run('bash', ['-c', curl], childEnv({}));
+          const result = await run('bash', ['-c', curl]);
           assert.equal(result.code, 0, result.stderr);
           const body = JSON.parse(result.stdout);
           assert.deepEqual(Object.keys(body), ['user_token', 'id']);
@@ -322,15 +186,15 @@ describe('users-api CLI', () => {
           // The secret is shown once and never logged.
           assert.equal(server.stderr().includes(secret), false);
         } finally {
-          const exit = await stopServer(server);
+          const exit = await stopServer(server, CLI_STOP_TIMEOUT_MS);
           assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${server.stderr()}`);
         }
 
         // A restart keeps the key file, creates no new development key, and honours the earlier token.
         const secretBefore = readFileSync(join(dir, 'user-token.secret'), 'utf8');
-        const again = await startServer({ ...env, LOG_LEVEL: 'info' }, /Server listening at (http:\/\/127\.0\.0\.1:\d+)/);
+        const again = await startServer({ ...env, LOG_LEVEL: 'info' });
         try {
-          const base = again.match[1];
+          const base = again.base;
           assert.doesNotMatch(again.stdout(), /development key/);
           assert.equal(readFileSync(join(dir, 'user-token.secret'), 'utf8'), secretBefore);
           const res = await fetch(`${base}/v2/user-tokens/introspect`, {
@@ -348,7 +212,7 @@ describe('users-api CLI', () => {
           assert.equal(introspection.client_id, clientId);
           assert.equal(again.stdout().includes(credentials.split(':')[1] ?? '-'), false, 'the secret was logged');
         } finally {
-          const exit = await stopServer(again);
+          const exit = await stopServer(again, CLI_STOP_TIMEOUT_MS);
           assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${again.stderr()}`);
         }
       },
@@ -364,11 +228,7 @@ describe('users-api CLI', () => {
         const address = blocker.address();
         assert.ok(address && typeof address === 'object');
         const { db } = tempDb();
-        const result = await run(
-          process.execPath,
-          ['--import', 'tsx', 'src/main.ts', 'serve'],
-          childEnv({ DATABASE_URL: db, PORT: String(address.port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' }),
-        );
+        const result = await cli(['serve'], { DATABASE_URL: db, PORT: String(address.port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
         assertOneLineError(result, /EADDRINUSE|in use/i);
         assert.doesNotMatch(result.stdout, /development key/, 'no key is announced for a server that never started');
       } finally {

@@ -2,24 +2,13 @@
 // mid-stream, and restarted on the same store. Every create that was answered 200 must be there and read back exactly
 // as sent; creates in flight at the kill may or may not exist; nothing that was never sent may exist. On every store.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { openDatabase, type Db } from '../src/db/database.js';
-import { migrateToLatest } from '../src/db/migrations.js';
 import { createApiKey, type IssuedKey } from '../src/keys/keys.service.js';
 import { basicAuth, countUsers, openStore, STORES, TEST_SECRET, type Store } from './helpers/app.js';
+import { cleanUpProcesses, exitOf, SERVE_TIMEOUT_MS, sqliteStoreWithKey, startServer, STOP_TIMEOUT_MS, type Exit } from './helpers/process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'src', 'main.ts');
-/** tsx by absolute URL, as in operations.test.ts. */
-const TSX = import.meta.resolve('tsx');
-const SERVE_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 15_000;
 /** Concurrent clients, each on its own keep-alive connection, each with one create in flight at a time. */
 const CLIENTS = 12;
@@ -28,119 +17,7 @@ const KILL_AFTER = 300;
 /** Field-encryption keys for PostgreSQL (SQLite generates its own beside the database, as in production). */
 const PII_KEYS = `crash1:${Buffer.alloc(32, 9).toString('base64')}`;
 
-/** Configuration variables the children must not inherit from whoever runs the tests. */
-const CONFIG_VARS = [
-  'PORT',
-  'HOST',
-  'DATABASE_URL',
-  'DATABASE_SCHEMA',
-  'DATABASE_POOL_SIZE',
-  'DATABASE_STATEMENT_TIMEOUT_MS',
-  'USER_TOKEN_SECRET',
-  'USER_TOKEN_ISSUER',
-  'PII_KEYS',
-  'LOG_LEVEL',
-  'TRUST_PROXY',
-  'BODY_LIMIT',
-  'MIGRATE_ON_START',
-  'SHUTDOWN_TIMEOUT_MS',
-  'RATE_LIMIT_MAX',
-  'RATE_LIMIT_WINDOW_MS',
-  'REDIS_URL',
-  'HEADERS_TIMEOUT_MS',
-  'REQUEST_TIMEOUT_MS',
-  'MAX_CONNECTIONS',
-  'MAX_EVENT_LOOP_DELAY_MS',
-  'NODE_TEST_CONTEXT',
-];
-
-const children = new Set<ChildProcess>();
-const tempDirs: string[] = [];
 const cleanups: Array<() => Promise<void>> = [];
-
-function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const base = { ...process.env };
-  for (const name of CONFIG_VARS) delete base[name];
-  return { ...base, ...env };
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Server {
-  child: ChildProcess;
-  base: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<Exit>;
-}
-
-const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:(\d+))"/;
-
-/** Polls `probe` until it returns something truthy; fails after `timeoutMs` or when `child` exits first. */
-function waitFor<T>(probe: () => T | null | undefined | false, timeoutMs: number, explain: () => string, child?: ChildProcess): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      const found = probe();
-      if (found) {
-        clearInterval(poll);
-        resolve(found);
-      } else if (child && (child.exitCode !== null || child.signalCode !== null)) {
-        clearInterval(poll);
-        reject(new Error(`exited early (${child.exitCode ?? child.signalCode}): ${explain()}`));
-      } else if (Date.now() - started > timeoutMs) {
-        clearInterval(poll);
-        reject(new Error(`timed out after ${timeoutMs} ms: ${explain()}`));
-      }
-    }, 20);
-  });
-}
-
-/** `users-api serve` on PORT=0, resolved once pino logs the address. */
-async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve'], {
-    cwd: ROOT,
-    env: childEnv({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<Exit>((resolve) => {
-    child.on('close', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const match = await waitFor(
-    () => LISTENING.exec(stdout),
-    SERVE_TIMEOUT_MS,
-    () => `server not listening\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr}`,
-    child,
-  );
-  return { child, base: match[1] ?? '', stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-/** The exit status, or SIGKILL and a failure if it takes longer than `timeoutMs`. */
-async function exitOf(server: Server, timeoutMs = STOP_TIMEOUT_MS): Promise<Exit> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      server.child.kill('SIGKILL');
-      reject(new Error(`server did not exit within ${timeoutMs} ms\nstderr: ${server.stderr()}`));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([server.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface Answer {
   status: number;
@@ -243,9 +120,7 @@ interface CrashStore {
 
 async function prepareStore(store: Store): Promise<CrashStore> {
   if (store === 'sqlite') {
-    const dir = mkdtempSync(join(tmpdir(), 'users-api-crash-'));
-    tempDirs.push(dir);
-    const path = join(dir, 'users.db');
+    const { path, key } = await sqliteStoreWithKey('crash');
     const withDb = async <T>(use: (db: Db) => Promise<T>) => {
       const db = openDatabase({ kind: 'sqlite', path });
       try {
@@ -254,10 +129,6 @@ async function prepareStore(store: Store): Promise<CrashStore> {
         await db.destroy();
       }
     };
-    const key = await withDb(async (db) => {
-      await migrateToLatest(db);
-      return createApiKey(db, { name: 'crash' });
-    });
     return { key, env: { DATABASE_URL: path }, withDb };
   }
   const opened = await openStore('postgres');
@@ -271,9 +142,8 @@ async function prepareStore(store: Store): Promise<CrashStore> {
 }
 
 after(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  cleanUpProcesses();
   for (const cleanup of cleanups) await cleanup();
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 for (const store of STORES) {

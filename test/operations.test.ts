@@ -1,201 +1,39 @@
 // Operations: liveness and readiness, graceful shutdown of a real server process, one-line startup errors.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { openDatabase } from '../src/db/database.js';
-import { migrateToLatest } from '../src/db/migrations.js';
-import { createApiKey, type IssuedKey } from '../src/keys/keys.service.js';
+import type { IssuedKey } from '../src/keys/keys.service.js';
 import { basicAuth, createTestApi, STORES, TEST_DATABASE_URL, TEST_SECRET, type TestApi } from './helpers/app.js';
+import {
+  assertOneLineError,
+  cleanUpProcesses,
+  cli,
+  COMMAND_TIMEOUT_MS,
+  exitOf,
+  makeTempDir,
+  ROOT,
+  SERVE_TIMEOUT_MS,
+  sqliteStoreWithKey,
+  startServer,
+  STOP_TIMEOUT_MS,
+  stopServer,
+  waitFor,
+  type Result,
+  type ServerProcess,
+} from './helpers/process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'src', 'main.ts');
-/** tsx by absolute URL, so a child can run with a working directory outside the project. */
-const TSX = import.meta.resolve('tsx');
-const COMMAND_TIMEOUT_MS = 20_000;
-const SERVE_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 15_000;
 /** Field-encryption keys, required alongside USER_TOKEN_SECRET on PostgreSQL (ignored where not known). */
 const PII_KEYS = `ops1:${Buffer.alloc(32, 7).toString('base64')}`;
 
-/** Configuration variables the children must not inherit from whoever runs the tests. */
-const CONFIG_VARS = [
-  'PORT',
-  'HOST',
-  'DATABASE_URL',
-  'USER_TOKEN_SECRET',
-  'USER_TOKEN_ISSUER',
-  'LOG_LEVEL',
-  'TRUST_PROXY',
-  'BODY_LIMIT',
-  'MIGRATE_ON_START',
-  'SHUTDOWN_TIMEOUT_MS',
-  'DATABASE_SCHEMA',
-  'DATABASE_POOL_SIZE',
-  'DATABASE_STATEMENT_TIMEOUT_MS',
-  'NODE_TEST_CONTEXT',
-];
-
-const children = new Set<ChildProcess>();
 const sockets = new Set<Socket>();
-const tempDirs: string[] = [];
 
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'users-api-ops-'));
-  tempDirs.push(dir);
-  return dir;
-}
-
-function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const base = { ...process.env };
-  for (const name of CONFIG_VARS) delete base[name];
-  return { ...base, ...env };
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Result extends Exit {
-  stdout: string;
-  stderr: string;
-}
-
-/** `users-api ARGS` run to completion in `cwd`, killed after a timeout. */
-function cli(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`users-api ${args.join(' ')} timed out after ${COMMAND_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, COMMAND_TIMEOUT_MS);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      children.delete(child);
-      reject(error);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/** A failure reported in one `users-api: ...` line, with no stack trace, and a non-zero exit. */
-function assertOneLineError(result: Result, pattern: RegExp): void {
-  assert.notEqual(result.code, 0, `expected a non-zero exit: ${JSON.stringify(result)}`);
-  assert.equal(result.code === null, false, `expected an exit code, got signal ${result.signal}`);
-  assert.equal(result.signal, null);
-  const lines = result.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${result.stderr}`);
-  assert.match(lines[0] ?? '', /^users-api: /);
-  assert.match(lines[0] ?? '', pattern);
-  assert.doesNotMatch(result.stderr + result.stdout, /\n\s+at .+[:(]/, 'a stack trace was printed');
+/** As assertOneLineError, and the server never got as far as listening. */
+function assertStartupError(result: Result, pattern: RegExp): void {
+  assertOneLineError(result, pattern);
   assert.doesNotMatch(result.stdout, /Server listening/, 'the server must not have started');
-}
-
-interface Server {
-  child: ChildProcess;
-  port: number;
-  base: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<Exit>;
-}
-
-const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:(\d+))"/;
-
-/** `users-api serve` on PORT=0, resolved once pino logs the address. */
-async function startServer(env: NodeJS.ProcessEnv): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'serve'], {
-    cwd: ROOT,
-    env: childEnv({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<Exit>((resolve) => {
-    child.on('close', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const match = await waitFor(
-    () => LISTENING.exec(stdout),
-    SERVE_TIMEOUT_MS,
-    () => `server not listening\nstdout: ${stdout}\nstderr: ${stderr}`,
-    child,
-  );
-  return { child, port: Number(match[2]), base: match[1] ?? '', stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-/** Polls `probe` until it returns something truthy; fails after `timeoutMs` or when `child` exits first. */
-function waitFor<T>(probe: () => T | null | undefined | false, timeoutMs: number, explain: () => string, child?: ChildProcess): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      const found = probe();
-      if (found) {
-        clearInterval(poll);
-        resolve(found);
-      } else if (child && (child.exitCode !== null || child.signalCode !== null)) {
-        clearInterval(poll);
-        reject(new Error(`exited early (${child.exitCode ?? child.signalCode}): ${explain()}`));
-      } else if (Date.now() - started > timeoutMs) {
-        clearInterval(poll);
-        reject(new Error(`timed out after ${timeoutMs} ms: ${explain()}`));
-      }
-    }, 20);
-  });
-}
-
-/** The exit status, or SIGKILL and a failure if it takes longer than `timeoutMs`. */
-async function exitOf(server: Server, timeoutMs = STOP_TIMEOUT_MS): Promise<Exit> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      server.child.kill('SIGKILL');
-      reject(new Error(`server did not exit within ${timeoutMs} ms\nstdout: ${server.stdout()}\nstderr: ${server.stderr()}`));
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([server.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function stopServer(server: Server): Promise<Exit> {
-  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGTERM');
-  return exitOf(server);
-}
-
-/** A SQLite store in a temp dir, migrated, with one API key; closed again so only the server holds it. */
-async function sqliteStoreWithKey(): Promise<{ dir: string; path: string; key: IssuedKey }> {
-  const dir = tempDir();
-  const path = join(dir, 'users.db');
-  const db = openDatabase({ kind: 'sqlite', path });
-  try {
-    await migrateToLatest(db);
-    return { dir, path, key: await createApiKey(db, { name: 'ops' }) };
-  } finally {
-    await db.destroy();
-  }
 }
 
 /** A raw HTTP/1.1 connection, to hold a request half-sent. */
@@ -254,7 +92,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Sends the headers and half the body of a POST /v2/users, SIGTERMs the server, checks that a new connection is
  * refused (or answered 503) while the request is still open, then sends the rest and returns the answer.
  */
-async function inFlightThroughShutdown(server: Server, key: IssuedKey): Promise<{ raw: Awaited<ReturnType<typeof openSocket>>; response: RawResponse }> {
+async function inFlightThroughShutdown(server: ServerProcess, key: IssuedKey): Promise<{ raw: Awaited<ReturnType<typeof openSocket>>; response: RawResponse }> {
   const body = JSON.stringify({ external_id: 'in-flight', first_name: 'Grace', last_name: 'Hopper' });
   const half = Math.floor(body.length / 2);
   const raw = await openSocket(server.port);
@@ -289,8 +127,7 @@ async function inFlightThroughShutdown(server: Server, key: IssuedKey): Promise<
 
 after(() => {
   for (const socket of sockets) socket.destroy();
-  for (const child of children) child.kill('SIGKILL');
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  cleanUpProcesses();
 });
 
 for (const store of STORES) {
@@ -361,7 +198,7 @@ describe('graceful shutdown of a server process (SQLite)', () => {
     'on SIGTERM stops accepting, finishes the in-flight request with 200, exits 0; the user is stored',
     { timeout: SERVE_TIMEOUT_MS * 2 + STOP_TIMEOUT_MS * 2 },
     async () => {
-      const { path, key } = await sqliteStoreWithKey();
+      const { path, key } = await sqliteStoreWithKey('ops');
       const env = { DATABASE_URL: path };
       const server = await startServer(env);
       let id: string;
@@ -407,7 +244,7 @@ describe('graceful shutdown of a server process (SQLite)', () => {
       timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS * 2,
     },
     async () => {
-      const { path, key } = await sqliteStoreWithKey();
+      const { path, key } = await sqliteStoreWithKey('ops');
       const server = await startServer({ DATABASE_URL: path, SHUTDOWN_TIMEOUT_MS: '5000' });
       try {
         const { raw, response } = await inFlightThroughShutdown(server, key);
@@ -427,7 +264,7 @@ describe('graceful shutdown of a server process (SQLite)', () => {
   );
 
   it('an idle keep-alive connection does not hold up shutdown: SIGTERM exits 0 promptly', { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS }, async () => {
-    const { path } = await sqliteStoreWithKey();
+    const { path } = await sqliteStoreWithKey('ops');
     // A long deadline: exiting 0 well before it proves the idle connection was closed, not waited out.
     const server = await startServer({ DATABASE_URL: path, SHUTDOWN_TIMEOUT_MS: '20000' });
     try {
@@ -448,7 +285,7 @@ describe('graceful shutdown of a server process (SQLite)', () => {
   });
 
   it('SIGINT shuts down the same way, exit 0', { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS }, async () => {
-    const { path } = await sqliteStoreWithKey();
+    const { path } = await sqliteStoreWithKey('ops');
     const server = await startServer({ DATABASE_URL: path });
     try {
       server.child.kill('SIGINT');
@@ -461,7 +298,7 @@ describe('graceful shutdown of a server process (SQLite)', () => {
   });
 
   it('a request that never finishes is abandoned after SHUTDOWN_TIMEOUT_MS with exit code 1', { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS }, async () => {
-    const { path, key } = await sqliteStoreWithKey();
+    const { path, key } = await sqliteStoreWithKey('ops');
     const server = await startServer({ DATABASE_URL: path, SHUTDOWN_TIMEOUT_MS: '1000' });
     try {
       const raw = await openSocket(server.port);
@@ -492,7 +329,7 @@ describe('startup errors: one line, no stack trace, non-zero exit', () => {
       PORT: '0',
       LOG_LEVEL: 'info',
     });
-    assertOneLineError(result, /database/i);
+    assertStartupError(result, /database/i);
     assert.match(result.stderr, /127\.0\.0\.1:1/, 'the message says where');
     assert.match(result.stderr, /ECONNREFUSED|refused|unreachable/i, 'the message says why');
     assert.equal((result.stdout + result.stderr).includes('hunter2-not-shown'), false, 'the password was printed');
@@ -501,17 +338,17 @@ describe('startup errors: one line, no stack trace, non-zero exit', () => {
   for (const url of ['postgres://', 'postgresql://', 'postgres://[not-a-host/x']) {
     it(`a malformed DATABASE_URL (${url})`, { timeout: COMMAND_TIMEOUT_MS }, async () => {
       const result = await cli(['serve'], { DATABASE_URL: url, USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS, PORT: '0' });
-      assertOneLineError(result, /DATABASE_URL/);
+      assertStartupError(result, /DATABASE_URL/);
     });
   }
 
   it('a PostgreSQL URL without USER_TOKEN_SECRET names the variable and writes no key file', { timeout: COMMAND_TIMEOUT_MS }, async () => {
-    const cwd = tempDir();
+    const cwd = makeTempDir('ops');
     const rootFiles = [join(ROOT, 'user-token.secret'), join(ROOT, 'data', 'user-token.secret')];
     const existedBefore = rootFiles.map((file) => existsSync(file));
     // A reachable server (when there is one), so the refusal is about the secret, not the connection.
     const result = await cli(['serve'], { DATABASE_URL: TEST_DATABASE_URL, PII_KEYS, PORT: '0', LOG_LEVEL: 'info' }, cwd);
-    assertOneLineError(result, /USER_TOKEN_SECRET/);
+    assertStartupError(result, /USER_TOKEN_SECRET/);
     const created = readdirSync(cwd, { recursive: true }).map(String);
     assert.deepEqual(
       created.filter((name) => name.endsWith('user-token.secret')),
@@ -527,13 +364,13 @@ describe('startup errors: one line, no stack trace, non-zero exit', () => {
 
     // The same with an empty USER_TOKEN_SECRET, and with `migrate`/`keys` not being the issue: serve alone needs it.
     const empty = await cli(['serve'], { DATABASE_URL: TEST_DATABASE_URL, USER_TOKEN_SECRET: '', PII_KEYS, PORT: '0' }, cwd);
-    assertOneLineError(empty, /USER_TOKEN_SECRET/);
+    assertStartupError(empty, /USER_TOKEN_SECRET/);
     assert.deepEqual(readdirSync(cwd, { recursive: true }), []);
   });
 
   it('a USER_TOKEN_SECRET shorter than 32 characters', { timeout: COMMAND_TIMEOUT_MS }, async () => {
-    const result = await cli(['serve'], { DATABASE_URL: TEST_DATABASE_URL, USER_TOKEN_SECRET: 'tiny-secret-value', PII_KEYS, PORT: '0' }, tempDir());
-    assertOneLineError(result, /USER_TOKEN_SECRET.*32/);
+    const result = await cli(['serve'], { DATABASE_URL: TEST_DATABASE_URL, USER_TOKEN_SECRET: 'tiny-secret-value', PII_KEYS, PORT: '0' }, makeTempDir('ops'));
+    assertStartupError(result, /USER_TOKEN_SECRET.*32/);
     assert.equal(result.stderr.includes('tiny-secret-value'), false, 'the secret itself is not echoed');
   });
 });

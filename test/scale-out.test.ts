@@ -1,120 +1,23 @@
 // Scale-out: two real server processes over one PostgreSQL schema behave as one service.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { createApiKey, type IssuedKey } from '../src/keys/keys.service.js';
 import { basicAuth, openStore, STORES, TEST_DATABASE_URL, type TestStore } from './helpers/app.js';
+import {
+  cleanUpProcesses,
+  SERVE_TIMEOUT_MS,
+  startServer,
+  STOP_TIMEOUT_MS,
+  stopServer,
+  type ServerProcess as Instance,
+} from './helpers/process.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SERVE_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 15_000;
 const REQUEST_TIMEOUT_MS = 15_000;
 /** Shared by both instances, as an operator would configure it; at least 32 characters. */
 const SHARED_SECRET = 'scale-out-shared-secret-0123456789-abcdefghij';
 /** Field-encryption keys, which every instance on PostgreSQL must also share (ignored where not known). */
 const SHARED_PII_KEYS = `scale1:${Buffer.alloc(32, 9).toString('base64')}`;
-
-/** Configuration variables the children must not inherit from whoever runs the tests. */
-const CONFIG_VARS = [
-  'PORT',
-  'HOST',
-  'DATABASE_URL',
-  'USER_TOKEN_SECRET',
-  'USER_TOKEN_ISSUER',
-  'LOG_LEVEL',
-  'TRUST_PROXY',
-  'BODY_LIMIT',
-  'MIGRATE_ON_START',
-  'SHUTDOWN_TIMEOUT_MS',
-  'DATABASE_SCHEMA',
-  'DATABASE_POOL_SIZE',
-  'DATABASE_STATEMENT_TIMEOUT_MS',
-  'NODE_TEST_CONTEXT',
-];
-
-const children = new Set<ChildProcess>();
-
-function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const base = { ...process.env };
-  for (const name of CONFIG_VARS) delete base[name];
-  return { ...base, ...env };
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Instance {
-  name: string;
-  child: ChildProcess;
-  /** http://127.0.0.1:PORT */
-  base: string;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<Exit>;
-}
-
-const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:(\d+))"/;
-
-/** Starts `users-api serve` on PORT=0 and resolves once pino logs the address it listens on. */
-async function startInstance(name: string, env: NodeJS.ProcessEnv): Promise<Instance> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', 'serve'], {
-    cwd: ROOT,
-    env: childEnv({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const exited = new Promise<Exit>((resolve) => {
-    child.on('close', (code, signal) => {
-      children.delete(child);
-      resolve({ code, signal });
-    });
-  });
-  const base = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      clearInterval(poll);
-      reject(new Error(`${name} not listening after ${SERVE_TIMEOUT_MS} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, SERVE_TIMEOUT_MS);
-    const poll = setInterval(() => {
-      const found = LISTENING.exec(stdout);
-      if (found?.[1]) {
-        clearTimeout(timer);
-        clearInterval(poll);
-        resolve(found[1]);
-      } else if (child.exitCode !== null || child.signalCode !== null) {
-        clearTimeout(timer);
-        clearInterval(poll);
-        reject(new Error(`${name} exited early (${child.exitCode ?? child.signalCode})\nstdout: ${stdout}\nstderr: ${stderr}`));
-      }
-    }, 25);
-  });
-  return { name, child, base, stdout: () => stdout, stderr: () => stderr, exited };
-}
-
-/** SIGTERM, and the exit status; SIGKILL (and a failure) if it does not exit in time. */
-async function stopInstance(instance: Instance): Promise<Exit> {
-  if (instance.child.exitCode !== null || instance.child.signalCode !== null) return instance.exited;
-  instance.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      instance.child.kill('SIGKILL');
-      reject(new Error(`${instance.name} did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM\nstderr: ${instance.stderr()}`));
-    }, STOP_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([instance.exited, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 interface HttpResult {
   status: number;
@@ -157,9 +60,7 @@ function on(instance: Instance, link: string): string {
   return `${instance.base}${url.pathname}${url.search}`;
 }
 
-after(() => {
-  for (const child of children) child.kill('SIGKILL');
-});
+after(cleanUpProcesses);
 
 if (!STORES.includes('postgres')) {
   console.log(`# PostgreSQL not reachable at ${TEST_DATABASE_URL}: skipping the two-instance scale-out tests`);
@@ -178,7 +79,7 @@ suite(`scale-out: two server processes on one PostgreSQL${STORES.includes('postg
     store = await openStore('postgres');
     key = await createApiKey(store.db, { name: 'scale-out' });
     const env = { ...store.env, USER_TOKEN_SECRET: SHARED_SECRET, PII_KEYS: SHARED_PII_KEYS };
-    [a, b] = await Promise.all([startInstance('A', env), startInstance('B', env)]);
+    [a, b] = await Promise.all([startServer(env, { name: 'A' }), startServer(env, { name: 'B' })]);
     assert.notEqual(a.base, b.base, 'two distinct listeners');
   });
 
@@ -440,7 +341,7 @@ suite(`scale-out: two server processes on one PostgreSQL${STORES.includes('postg
   });
 
   it('SIGTERM stops both instances with exit code 0', { timeout: STOP_TIMEOUT_MS * 2 + 5_000 }, async () => {
-    const exits = await Promise.all([stopInstance(a), stopInstance(b)]);
+    const exits = await Promise.all([stopServer(a), stopServer(b)]);
     for (const [i, exit] of exits.entries()) {
       const instance = i === 0 ? a : b;
       assert.deepEqual(exit, { code: 0, signal: null }, `${instance.name} stderr: ${instance.stderr()}`);
@@ -463,7 +364,7 @@ suite(`scale-out: two instances starting together on an empty PostgreSQL schema$
   it('migrate it exactly once between them, then both serve', { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS * 2 + 10_000 }, async () => {
     store = await openStore('postgres', { migrate: false });
     const env = { ...store.env, USER_TOKEN_SECRET: SHARED_SECRET, PII_KEYS: SHARED_PII_KEYS };
-    const instances = await Promise.allSettled([startInstance('C', env), startInstance('D', env)]);
+    const instances = await Promise.allSettled([startServer(env, { name: 'C' }), startServer(env, { name: 'D' })]);
     for (const result of instances) if (result.status === 'fulfilled') started.push(result.value);
     for (const result of instances) if (result.status === 'rejected') throw result.reason;
     const [c, d] = started as [Instance, Instance];
@@ -479,7 +380,7 @@ suite(`scale-out: two instances starting together on an empty PostgreSQL schema$
     const read = await call(d, 'GET', `/v2/users/${created.json.id}`, tenant);
     assert.equal(read.status, 200, read.text);
 
-    const exits = await Promise.all([stopInstance(c), stopInstance(d)]);
+    const exits = await Promise.all([stopServer(c), stopServer(d)]);
     assert.deepEqual(exits, [
       { code: 0, signal: null },
       { code: 0, signal: null },
