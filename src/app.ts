@@ -11,6 +11,7 @@ import { basicAuth } from './http/auth.js';
 import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.plugin.js';
 import { registerHealth } from './http/health.js';
 import { Idempotency } from './idempotency/idempotency.js';
+import { ApiKeyVerifier } from './keys/keys.service.js';
 import { registerJsonBody } from './http/json-body.js';
 import { registerLoadShedding, registerRateLimit, registerSecurityHeaders, securityHeaders } from './http/limits.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
@@ -118,7 +119,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   );
   await app.register(
     async (v2) => {
-      v2.addHook('onRequest', basicAuth(deps.db));
+      v2.addHook('onRequest', basicAuth(new ApiKeyVerifier(deps.db, config.apiKeyCacheMs)));
       await registerRateLimit(v2, config.limits);
       const addNotAllowed = trackMethodsForNotAllowed(v2);
       await v2.register(usersRoutes, { users, idempotency });

@@ -26,6 +26,8 @@ export interface Config {
   /** Fastify trustProxy: false, true, a hop count or a list of addresses/CIDRs. */
   readonly trustProxy: boolean | number | string[];
   readonly bodyLimit: number;
+  /** How long a verified API key is remembered: the longest a revocation takes to apply. */
+  readonly apiKeyCacheMs: number;
   readonly migrateOnStart: boolean;
   /** Longest wait for in-flight requests on SIGTERM/SIGINT before exiting anyway. */
   readonly shutdownTimeoutMs: number;
@@ -72,6 +74,8 @@ export const ENVIRONMENT_HELP = `Environment:
   TRUST_PROXY          honour X-Forwarded-* from: true, a hop count, or comma-separated
                        addresses/CIDRs (default false)
   BODY_LIMIT           largest accepted request body in bytes (default 262144)
+  API_KEY_CACHE_MS     how long a verified API key is remembered, i.e. the longest a revocation
+                       takes to apply (default 5000; 0 checks the store on every request)
   MIGRATE_ON_START     apply pending migrations when serving (default true)
   SHUTDOWN_TIMEOUT_MS  on SIGTERM/SIGINT, longest wait for in-flight requests (default 10000)
   RATE_LIMIT_MAX       requests per API key per window (default 1200; 0 turns it off)
@@ -181,6 +185,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel,
     trustProxy: trustProxy(env.TRUST_PROXY),
     bodyLimit: integer(env, 'BODY_LIMIT', 262_144, 1024, 64 * 1024 * 1024),
+    apiKeyCacheMs: integer(env, 'API_KEY_CACHE_MS', 5000, 0, 600_000),
     migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     limits: limits(env),

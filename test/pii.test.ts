@@ -70,7 +70,7 @@ for (const store of STORES) {
       const stored = JSON.stringify(row);
       assert.ok(!stored.includes(PLANTED_SSN) && !stored.includes(PLANTED_DIGITS), 'SSN stored in clear');
       assert.ok(!stored.includes('1971'), 'birth year stored in clear');
-      assert.match(String(row.ssn), /^v1\.test2\./);
+      assert.match(String(row.pii), /^v1\.test2\./);
       const { json } = await api.request({ method: 'GET', url: `/v2/users/${id}` });
       assert.equal(json.ssn, PLANTED_SSN);
       assert.deepEqual(json.birth_date, { year: 1971, month: 7, day: 13 });
@@ -89,7 +89,7 @@ for (const store of STORES) {
         assert.ok(await oldOnly.updateUser({ ...row, ssn: `00000000${i}`, version: row.version + 1 }, row.version));
       }
       const keysOf = async () =>
-        (await api.db.selectFrom('users').select('ssn').where('id', 'in', ids).execute()).map((r) => String(r.ssn).split('.')[1]);
+        (await api.db.selectFrom('users').select('pii').where('id', 'in', ids).execute()).map((r) => String(r.pii).split('.')[1]);
       assert.deepEqual(new Set(await keysOf()), new Set(['test1']));
       let after: Parameters<UsersRepository['reencryptBatch']>[0];
       let rewritten = 0;

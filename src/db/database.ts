@@ -32,16 +32,14 @@ export interface UsersTable {
   last_name: string | null;
   email: string | null;
   phone_number: string | null;
-  /** PII ciphertext (see src/pii); NULL when unset. */
-  ssn: string | null;
+  /** PII ciphertext (see src/pii) of the JSON {ssn, birth_date}; NULL when none is set. One decryption per row. */
+  pii: string | null;
   address_city: string | null;
   address_line1: string | null;
   address_line2: string | null;
   address_state: string | null;
   address_country: string | null;
   address_postal_code: string | null;
-  /** PII ciphertext of the JSON {year, month, day}; NULL when all three are unset. */
-  birth_date: string | null;
   /** JSON text; NULL when the value is JSON null. */
   external_metadata: string | null;
   /** JSON text of the open_banking object; NULL when unset. */
@@ -88,7 +86,20 @@ function openSqlite(path: string): Db {
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
   sqlite.pragma('busy_timeout = 5000');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  // Kysely prepares every query anew; the service issues a handful of distinct SQL texts, so reuse them.
+  const statements = new Map<string, SQLite.Statement>();
+  const database = {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (statement === undefined) {
+        statement = sqlite.prepare(text);
+        if (statements.size < 500) statements.set(text, statement);
+      }
+      return statement;
+    },
+  };
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
 }
 
 /** PostgreSQL timestamptz text (session TimeZone=UTC) as the API's ISO 8601 form with microseconds. */

@@ -1,8 +1,7 @@
 // HTTP Basic authentication with API keys (username = api_key_id, password = api_key_secret).
 import type { FastifyRequest } from 'fastify';
-import type { Db } from '../db/database.js';
 import { errors } from '../errors.js';
-import { authenticateApiKey } from '../keys/keys.service.js';
+import type { ApiKeyVerifier } from '../keys/keys.service.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -14,7 +13,7 @@ declare module 'fastify' {
 }
 
 /** onRequest hook: sets request.clientId or fails with DRF's BasicAuthentication messages. */
-export function basicAuth(db: Db) {
+export function basicAuth(keys: ApiKeyVerifier) {
   return async (request: FastifyRequest): Promise<void> => {
     const header = request.headers.authorization;
     const parts = header?.split(' ').filter(Boolean) ?? [];
@@ -31,7 +30,7 @@ export function basicAuth(db: Db) {
     const colon = decoded.indexOf(':');
     const keyId = colon === -1 ? decoded : decoded.slice(0, colon);
     const secret = colon === -1 ? '' : decoded.slice(colon + 1);
-    const clientId = await authenticateApiKey(db, keyId, secret);
+    const clientId = await keys.verify(keyId, secret);
     if (clientId === undefined) throw errors.authenticationFailed();
     request.clientId = clientId;
     request.apiKeyId = keyId;

@@ -39,14 +39,39 @@ export async function createApiKey(db: Db, options: { name: string; clientId?: s
   return { client_id: clientId, api_key_id: apiKeyId, api_key_secret: secret };
 }
 
-/** The client id the key belongs to, or undefined for an unknown, revoked or wrong key. */
-export async function authenticateApiKey(db: Db, apiKeyId: string, secret: string): Promise<string | undefined> {
-  // Anything that cannot be a key id never reaches the database.
-  const key = API_KEY_ID.test(apiKeyId) ? await repo.findActiveApiKey(db, apiKeyId) : undefined;
-  const given = hashSecret(secret);
-  // Compare even for an unknown id, so timing does not reveal which ids exist.
-  const stored = key ? Buffer.from(key.secret_hash, 'hex') : Buffer.alloc(given.length);
-  return timingSafeEqual(given, stored) && key ? key.client_id : undefined;
+/**
+ * Verifies API keys. A key found active in the store is remembered (its client and secret hash, never
+ * the secret) for `ttlMs`, so most requests cost one SHA-256 and no query; a revocation therefore takes
+ * effect within `ttlMs` on every instance.
+ */
+export class ApiKeyVerifier {
+  private readonly known = new Map<string, { clientId: string; hash: Buffer; until: number }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs: number,
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  /** The client id the key belongs to, or undefined for an unknown, revoked or wrong key. */
+  async verify(apiKeyId: string, secret: string): Promise<string | undefined> {
+    const given = hashSecret(secret);
+    let entry = this.known.get(apiKeyId);
+    if (entry === undefined || entry.until < Date.now()) {
+      // Anything that cannot be a key id never reaches the database.
+      const key = API_KEY_ID.test(apiKeyId) ? await repo.findActiveApiKey(this.db, apiKeyId) : undefined;
+      entry = key && { clientId: key.client_id, hash: Buffer.from(key.secret_hash, 'hex'), until: Date.now() + this.ttlMs };
+      if (entry && this.ttlMs > 0) {
+        if (this.known.size >= this.maxEntries) this.known.clear();
+        this.known.set(apiKeyId, entry);
+      } else {
+        this.known.delete(apiKeyId);
+      }
+    }
+    // Compare even for an unknown id, so timing does not reveal which ids exist.
+    const stored = entry?.hash ?? Buffer.alloc(given.length);
+    return timingSafeEqual(given, stored) && entry ? entry.clientId : undefined;
+  }
 }
 
 export async function clientExists(db: Db, clientId: string): Promise<boolean> {

@@ -3,7 +3,8 @@ import type { Db, UsersTable } from '../db/database.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 
 /** A user as the service sees it: personal data in clear. */
-export interface UserRow extends Omit<UsersTable, 'birth_date'> {
+export interface UserRow extends Omit<UsersTable, 'pii'> {
+  ssn: string | null;
   birth_year: number | null;
   birth_month: number | null;
   birth_day: number | null;
@@ -18,10 +19,10 @@ export interface PagePosition {
   inclusive: boolean;
 }
 
-interface BirthDate {
-  year: number | null;
-  month: number | null;
-  day: number | null;
+/** What the `pii` column holds, encrypted. */
+interface SealedFields {
+  ssn: string | null;
+  birth_date: { year: number | null; month: number | null; day: number | null };
 }
 
 export class UsersRepository {
@@ -30,34 +31,30 @@ export class UsersRepository {
     private readonly pii: PiiCipher,
   ) {}
 
-  /** Associated data of a ciphertext: it decrypts only in its own tenant, user and column. */
-  private static context(row: Pick<UsersTable, 'client_id' | 'id'>, column: string): string {
-    return `${row.client_id}/${row.id}/${column}`;
+  /** Associated data of a ciphertext: it decrypts only in its own tenant and user row. */
+  private static context(row: Pick<UsersTable, 'client_id' | 'id'>): string {
+    return `${row.client_id}/${row.id}/pii`;
   }
 
   private seal(row: UserRow): UsersTable {
-    const { birth_year: year, birth_month: month, birth_day: day, ssn, ...rest } = row;
-    const birth: BirthDate = { year, month, day };
-    const hasBirth = year !== null || month !== null || day !== null;
-    return {
-      ...rest,
-      ssn: ssn === null ? null : this.pii.encrypt(ssn, UsersRepository.context(row, 'ssn')),
-      birth_date: hasBirth ? this.pii.encrypt(JSON.stringify(birth), UsersRepository.context(row, 'birth_date')) : null,
-    };
+    const { ssn, birth_year: year, birth_month: month, birth_day: day, ...rest } = row;
+    const empty = ssn === null && year === null && month === null && day === null;
+    const fields: SealedFields = { ssn, birth_date: { year, month, day } };
+    return { ...rest, pii: empty ? null : this.pii.encrypt(JSON.stringify(fields), UsersRepository.context(row)) };
   }
 
   private open(stored: UsersTable): UserRow {
-    const { birth_date, ssn, ...rest } = stored;
-    const birth: BirthDate =
-      birth_date === null
-        ? { year: null, month: null, day: null }
-        : (JSON.parse(this.pii.decrypt(birth_date, UsersRepository.context(stored, 'birth_date'))) as BirthDate);
+    const { pii, ...rest } = stored;
+    const fields: SealedFields =
+      pii === null
+        ? { ssn: null, birth_date: { year: null, month: null, day: null } }
+        : (JSON.parse(this.pii.decrypt(pii, UsersRepository.context(stored))) as SealedFields);
     return {
       ...rest,
-      ssn: ssn === null ? null : this.pii.decrypt(ssn, UsersRepository.context(stored, 'ssn')),
-      birth_year: birth.year,
-      birth_month: birth.month,
-      birth_day: birth.day,
+      ssn: fields.ssn,
+      birth_year: fields.birth_date.year,
+      birth_month: fields.birth_date.month,
+      birth_day: fields.birth_date.day,
     };
   }
 
@@ -163,13 +160,12 @@ export class UsersRepository {
     const rows = await query.execute();
     let rewritten = 0;
     for (const stored of rows) {
-      const stale = [stored.ssn, stored.birth_date].some((c) => c !== null && this.pii.isStale(c));
-      if (!stale) continue;
-      const { ssn, birth_date } = this.seal(this.open(stored));
+      if (stored.pii === null || !this.pii.isStale(stored.pii)) continue;
+      const { pii } = this.seal(this.open(stored));
       // Same version, same content: a concurrent PATCH wins and already wrote under the new key.
       const result = await this.db
         .updateTable('users')
-        .set({ ssn, birth_date })
+        .set({ pii })
         .where('client_id', '=', stored.client_id)
         .where('id', '=', stored.id)
         .where('version', '=', stored.version)

@@ -113,6 +113,7 @@ export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): 
     PII_KEYS: TEST_PII_KEYS,
     // Budgets and load shedding have their own tests; elsewhere they would only add noise.
     RATE_LIMIT_MAX: '0',
+    API_KEY_CACHE_MS: '0',
     MAX_EVENT_LOOP_DELAY_MS: '0',
     ...opened.env,
     ...env,
