@@ -85,7 +85,7 @@ keys
 
 keys
   .command('revoke')
-  .description('revoke an API key; requests with it fail from then on')
+  .description('revoke an API key; requests with it fail within API_KEY_CACHE_MS (default 5 s)')
   .argument('<api_key_id>')
   .action(async (id: string) => {
     if (!(await withDb((db) => revokeApiKey(db, id)))) throw new KeyError(`No active API key with id ${id}`);
