@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { createTestApi, createUser, STORES, type Response, type TestApi } from './helpers/app.js';
+import { ADDRESS_KEYS, BIRTH_DATE_KEYS, createTestApi, createUser, type Response, STORES, type TestApi, USER_KEYS } from './helpers/app.js';
 
 // ajv-formats is CommonJS: under NodeNext its default import is the module object, whose .default is the plugin.
 const addFormats = addFormatsModule.default;
@@ -22,25 +22,6 @@ const OPERATIONS: Record<string, Method[]> = {
 };
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
-
-/** The seed contract's User object (../shared/seeds/users-openapi.yaml, components.schemas.User), in order. */
-const SEED_USER_KEYS = [
-  'id',
-  'created_at',
-  'items_connected',
-  'employers_connected',
-  'external_metadata',
-  'external_id',
-  'first_name',
-  'last_name',
-  'email',
-  'phone_number',
-  'ssn',
-  'address',
-  'birth_date',
-];
-const SEED_ADDRESS_KEYS = ['city', 'line1', 'line2', 'state', 'country', 'postal_code'];
-const SEED_BIRTH_DATE_KEYS = ['year', 'month', 'day'];
 
 const MISSING_ID = '0190a4e2-0000-7000-8000-000000000000';
 
@@ -229,11 +210,11 @@ for (const store of STORES) {
       it('has a User component schema with exactly the keys of the seed contract, all required', () => {
         const user = doc.components.schemas.User;
         assert.equal(user.type, 'object');
-        assert.deepEqual(Object.keys(user.properties), SEED_USER_KEYS);
-        assert.deepEqual([...user.required].sort(), [...SEED_USER_KEYS].sort());
+        assert.deepEqual(Object.keys(user.properties), USER_KEYS);
+        assert.deepEqual([...user.required].sort(), [...USER_KEYS].sort());
         assert.equal(user.additionalProperties, false);
-        assert.deepEqual(Object.keys(user.properties.address.properties), SEED_ADDRESS_KEYS);
-        assert.deepEqual(Object.keys(user.properties.birth_date.properties), SEED_BIRTH_DATE_KEYS);
+        assert.deepEqual(Object.keys(user.properties.address.properties), ADDRESS_KEYS);
+        assert.deepEqual(Object.keys(user.properties.birth_date.properties), BIRTH_DATE_KEYS);
         assert.equal(user.properties.id.format, 'uuid');
         assert.equal(user.properties.created_at.format, 'date-time');
         // The operations that answer a User refer to this component.

@@ -13,6 +13,25 @@ export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789';
 /** Two PII keys: "test2" encrypts, "test1" only decrypts (as during a rotation). */
 export const TEST_PII_KEYS = `test2:${Buffer.alloc(32, 2).toString('base64')},test1:${Buffer.alloc(32, 1).toString('base64')}`;
 
+/** The seed contract's User object (../shared/seeds/users-openapi.yaml, components.schemas.User): its keys, in order. */
+export const USER_KEYS = [
+  'id',
+  'created_at',
+  'items_connected',
+  'employers_connected',
+  'external_metadata',
+  'external_id',
+  'first_name',
+  'last_name',
+  'email',
+  'phone_number',
+  'ssn',
+  'address',
+  'birth_date',
+];
+export const ADDRESS_KEYS = ['city', 'line1', 'line2', 'state', 'country', 'postal_code'];
+export const BIRTH_DATE_KEYS = ['year', 'month', 'day'];
+
 export type Store = 'sqlite' | 'postgres';
 
 /** The PostgreSQL server the tests use; every test file works in a schema of its own there. */
