@@ -1,7 +1,15 @@
 // Environment parsed once at start into a frozen, typed object. Nothing else reads process.env.
 
 export type DatabaseConfig =
-  | { readonly kind: 'sqlite'; readonly path: string }
+  | {
+      readonly kind: 'sqlite';
+      readonly path: string;
+      /**
+       * 'full' (default): an acknowledged write survives power loss (fsync per commit).
+       * 'normal': it survives a crash of the process, not of the machine; commits are much cheaper.
+       */
+      readonly synchronous?: 'full' | 'normal';
+    }
   | {
       readonly kind: 'postgres';
       readonly url: string;
@@ -56,6 +64,8 @@ export const ENVIRONMENT_HELP = `Environment:
   HOST                 address to bind (default 127.0.0.1; use 0.0.0.0 in containers)
   DATABASE_URL         SQLite file path (default ./data/users.db), or a PostgreSQL URL
                        postgres://user:password@host:5432/database (also postgresql://)
+  SQLITE_SYNCHRONOUS   SQLite only: full (default; acknowledged writes survive power loss) or
+                       normal (they survive a process crash only; creates are much faster)
   DATABASE_SCHEMA      PostgreSQL only: schema to use (default: the server's search_path)
   DATABASE_POOL_SIZE   PostgreSQL only: connections per instance (default 10)
   DATABASE_STATEMENT_TIMEOUT_MS
@@ -118,7 +128,11 @@ function trustProxy(raw: string | undefined): Config['trustProxy'] {
 
 function database(env: NodeJS.ProcessEnv, databaseUrl: string): DatabaseConfig {
   if (!/^postgres(ql)?:/i.test(databaseUrl)) {
-    return { kind: 'sqlite', path: databaseUrl.replace(/^sqlite:(\/\/)?/, '') };
+    const synchronous = (env.SQLITE_SYNCHRONOUS || 'full').toLowerCase();
+    if (synchronous !== 'full' && synchronous !== 'normal') {
+      throw new ConfigError(`SQLITE_SYNCHRONOUS must be full or normal, got "${env.SQLITE_SYNCHRONOUS}"`);
+    }
+    return { kind: 'sqlite', path: databaseUrl.replace(/^sqlite:(\/\/)?/, ''), synchronous };
   }
   let url: URL;
   try {

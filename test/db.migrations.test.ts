@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sql } from 'kysely';
+import { loadConfig } from '../src/config.js';
 import { dialectOf, openDatabase, type Db } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrations.js';
 import { openStore, STORES } from './helpers/app.js';
@@ -90,5 +91,21 @@ describe('SQLite files', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('SQLite durability setting', () => {
+  it('SQLITE_SYNCHRONOUS picks FULL (default) or NORMAL, and refuses anything else', async () => {
+    const level = async (env: NodeJS.ProcessEnv) => {
+      const db = openDatabase(loadConfig({ DATABASE_URL: ':memory:', ...env }).database);
+      try {
+        return (await sql<{ synchronous: number }>`pragma synchronous`.execute(db)).rows[0]?.synchronous;
+      } finally {
+        await db.destroy();
+      }
+    };
+    assert.equal(await level({}), 2); // FULL
+    assert.equal(await level({ SQLITE_SYNCHRONOUS: 'normal' }), 1); // NORMAL
+    assert.throws(() => loadConfig({ SQLITE_SYNCHRONOUS: 'off' }), /SQLITE_SYNCHRONOUS must be full or normal/);
   });
 });

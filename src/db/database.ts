@@ -72,7 +72,7 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
-function openSqlite(path: string): Db {
+function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { kind: 'sqlite' }>): Db {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // The database holds personal data: owner-only, and SQLite gives its -wal/-shm files the same mode.
@@ -80,8 +80,8 @@ function openSqlite(path: string): Db {
   }
   const sqlite = new SQLite(path);
   sqlite.pragma('journal_mode = WAL');
-  // FULL: a transaction acknowledged to a client survives power loss, not just a process crash.
-  sqlite.pragma('synchronous = FULL');
+  // FULL: a transaction acknowledged to a client survives power loss; NORMAL (in WAL mode): a process crash.
+  sqlite.pragma(`synchronous = ${synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
   sqlite.pragma('foreign_keys = ON');
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
@@ -139,7 +139,7 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db
 }
 
 export function openDatabase(config: DatabaseConfig): Db {
-  return config.kind === 'sqlite' ? openSqlite(config.path) : openPostgres(config);
+  return config.kind === 'sqlite' ? openSqlite(config) : openPostgres(config);
 }
 
 export function dialectOf<T>(db: Kysely<T>): DatabaseConfig['kind'] {
