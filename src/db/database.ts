@@ -3,7 +3,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect } from 'kysely';
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
 
 export interface ClientsTable {
@@ -109,6 +110,10 @@ export function timestamptzToIso(text: string): string {
   return `${match[1]}T${match[2]}.${(match[3] ?? '').padEnd(6, '0')}Z`;
 }
 
+// pg is loaded only when a PostgreSQL store is opened: the embedded default starts faster without it.
+let pgModule: typeof PgModule | undefined;
+const loadPg = (): typeof PgModule => (pgModule ??= createRequire(import.meta.url)('pg') as typeof PgModule);
+
 const PG_OID = { json: 114, jsonb: 3802, timestamptz: 1184 } as const;
 
 /** Column values come back in the same forms as from SQLite: JSON as text, timestamps as ISO strings. */
@@ -116,14 +121,14 @@ const pgTypes = {
   getTypeParser(oid: number, format?: string) {
     if (oid === PG_OID.json || oid === PG_OID.jsonb) return (text: string) => text;
     if (oid === PG_OID.timestamptz) return timestamptzToIso;
-    return pg.types.getTypeParser(oid, format as 'text');
+    return loadPg().types.getTypeParser(oid, format as 'text');
   },
 };
 
 function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db {
   const startup = ['-c TimeZone=UTC'];
   if (config.schema) startup.push(`-c search_path=${config.schema}`);
-  const pool = new pg.Pool({
+  const pool = new (loadPg().Pool)({
     connectionString: config.url,
     max: config.poolSize,
     connectionTimeoutMillis: 5000,
