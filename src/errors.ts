@@ -32,7 +32,6 @@ export const errors = {
     new ApiError(415, { detail: `Unsupported media type "${mediaType}" in request.` }),
   payloadTooLarge: (limit: number) =>
     new ApiError(413, { detail: `Request body is too large. The limit is ${limit} bytes.` }),
-  badRequest: (detail: string) => new ApiError(400, { detail }),
   preconditionFailed: () =>
     new ApiError(412, { detail: 'Precondition failed: the user has changed since the ETag in If-Match.' }),
   internal: () => new ApiError(500, { detail: 'A server error occurred.' }),

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The users-api command: serve, migrate, keys.
 import { Command, CommanderError } from 'commander';
-import { ConfigError, ENVIRONMENT_HELP, loadConfig } from './config.js';
+import { ConfigError, ENVIRONMENT_HELP, loadConfig, type Config } from './config.js';
 import { connectDatabase, DatabaseUnavailableError, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
 import { createReadStream, statSync } from 'node:fs';
@@ -14,8 +14,12 @@ import { serve } from './server.js';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
+/** The environment, parsed on first use (so `--help` works with a broken one), once per command. */
+let parsedConfig: Config | undefined;
+const config = (): Config => (parsedConfig ??= loadConfig());
+
 async function withDb<T>(run: (db: Db) => Promise<T>): Promise<T> {
-  const db = await connectDatabase(loadConfig().database);
+  const db = await connectDatabase(config().database);
   try {
     await migrateToLatest(db);
     return await run(db);
@@ -34,14 +38,14 @@ program
   .command('serve', { isDefault: true })
   .description('run the HTTP server (applies pending migrations first unless MIGRATE_ON_START=false)')
   .action(async () => {
-    await serve(loadConfig());
+    await serve(config());
   });
 
 program
   .command('migrate')
   .description('apply pending database migrations and exit')
   .action(async () => {
-    const db = await connectDatabase(loadConfig().database);
+    const db = await connectDatabase(config().database);
     try {
       const { results = [] } = await migrateToLatest(db);
       out(results.length ? results.map((r) => `applied ${r.migrationName}`).join('\n') : 'already up to date');
@@ -107,8 +111,7 @@ pii
   .description('re-encrypt every user\'s personal data under the first key of PII_KEYS; safe while serving')
   .option('--batch <n>', 'rows per batch', (v) => Number.parseInt(v, 10), 500)
   .action(async (options: { batch: number }) => {
-    const config = loadConfig();
-    const cipher = new PiiCipher(resolveSecrets(config).piiKeys);
+    const cipher = new PiiCipher(resolveSecrets(config()).piiKeys);
     const total = await withDb(async (db) => {
       const repo = new UsersRepository(db, cipher);
       let rewritten = 0;
@@ -144,7 +147,7 @@ program
     };
     const progress = await withDb(async (db) => {
       if (!(await clientExists(db, options.client))) throw new KeyError(`No client with id ${options.client}`);
-      const repo = new UsersRepository(db, new PiiCipher(resolveSecrets(loadConfig()).piiKeys));
+      const repo = new UsersRepository(db, new PiiCipher(resolveSecrets(config()).piiKeys));
       return importUsers(repo, stream, {
         clientId: options.client,
         onProgress: (p) => report(p),

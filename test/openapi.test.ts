@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { ADDRESS_KEYS, BIRTH_DATE_KEYS, createTestApi, createUser, type Response, STORES, type TestApi, USER_KEYS } from './helpers/app.js';
+import { ADDRESS_KEYS, BIRTH_DATE_KEYS, createTestApi, createUser, FULL_USER_BODY, type Response, STORES, type TestApi, USER_KEYS } from './helpers/app.js';
 
 // ajv-formats is CommonJS: under NodeNext its default import is the module object, whose .default is the plugin.
 const addFormats = addFormatsModule.default;
@@ -25,18 +25,6 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 
 const MISSING_ID = '0190a4e2-0000-7000-8000-000000000000';
 
-const FULL_BODY = {
-  first_name: 'Sarah',
-  last_name: 'Longfield',
-  email: 'sarah@email.com',
-  phone_number: '+12125555555',
-  ssn: '123-45-6789',
-  address: { city: 'New York', line1: '1 Main St', line2: 'Apt 2', state: 'NY', country: 'US', postal_code: '10001' },
-  birth_date: { year: 1990, month: 2, day: 28 },
-  external_metadata: { notes: 'Moved to stage 2 of loan approval.', category: 'Summer Initiative' },
-  open_banking: { end_user: { name: 'Lender', phone: '617-555-0100' } },
-  external_id: 'July_Connection',
-};
 
 /** A URI fragment holding the JSON pointer to `segments` (RFC 6901 escaping, then percent-encoding). */
 function pointer(segments: string[]): string {
@@ -234,7 +222,7 @@ for (const store of STORES) {
       let created: Response;
 
       before(async () => {
-        created = await api.request({ method: 'POST', url: '/v2/users', payload: FULL_BODY });
+        created = await api.request({ method: 'POST', url: '/v2/users', payload: FULL_USER_BODY });
         userId = created.json?.id;
       });
 
@@ -385,7 +373,7 @@ for (const store of STORES) {
     describe('the response validators can fail', () => {
       let user: Json;
       before(async () => {
-        const id = await createUser(api, FULL_BODY);
+        const id = await createUser(api, FULL_USER_BODY);
         user = (await api.request({ method: 'GET', url: `/v2/users/${id}` })).json;
       });
 

@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADDRESS_KEYS, BIRTH_DATE_KEYS, countUsers, createTestApi, createUser, STORES, USER_KEYS, type TestApi } from './helpers/app.js';
-
-const FULL_BODY = {
-  first_name: 'Sarah',
-  last_name: 'Longfield',
-  email: 'sarah@email.com',
-  phone_number: '+12125555555',
-  ssn: '123-45-6789',
-  address: { city: 'New York', line1: '1 Main St', line2: 'Apt 2', state: 'NY', country: 'US', postal_code: '10001' },
-  birth_date: { year: 1990, month: 2, day: 28 },
-  external_metadata: { notes: 'In stage 1 of loan approval.', category: 'Summer Initiative' },
-  open_banking: {
-    end_user: { name: 'Lender', address: '2 Bank St', city: 'Boston', state: 'MA', zip: '02110', phone: '617-555-0100' },
-  },
-  external_id: 'July_Connection',
-};
+import {
+  ADDRESS_KEYS,
+  BIRTH_DATE_KEYS,
+  countUsers,
+  createTestApi,
+  createUser,
+  FULL_USER_BODY,
+  STORES,
+  USER_KEYS,
+  type TestApi,
+} from './helpers/app.js';
 
 for (const store of STORES) {
   describe(`POST /v2/users (${store})`, () => {
@@ -50,13 +45,13 @@ for (const store of STORES) {
     });
 
     it('stores every field of the contract and returns the User object with exactly its keys, in order', async () => {
-      const id = await createUser(api, FULL_BODY);
+      const id = await createUser(api, FULL_USER_BODY);
       const res = await api.request({ method: 'GET', url: `/v2/users/${id}` });
       assert.equal(res.status, 200);
       assert.deepEqual(Object.keys(res.json), USER_KEYS);
       assert.deepEqual(Object.keys(res.json.address), ADDRESS_KEYS);
       assert.deepEqual(Object.keys(res.json.birth_date), BIRTH_DATE_KEYS);
-      const { open_banking: _ob, ...expected } = FULL_BODY;
+      const { open_banking: _ob, ...expected } = FULL_USER_BODY;
       assert.deepEqual(
         { ...res.json, id: undefined, created_at: undefined, items_connected: undefined, employers_connected: undefined },
         { ...expected, id: undefined, created_at: undefined, items_connected: undefined, employers_connected: undefined },
@@ -67,9 +62,9 @@ for (const store of STORES) {
     });
 
     it('stores open_banking (not part of the User object)', async () => {
-      const id = await createUser(api, { open_banking: FULL_BODY.open_banking });
+      const id = await createUser(api, { open_banking: FULL_USER_BODY.open_banking });
       const row = await api.db.selectFrom('users').select('open_banking').where('id', '=', id).executeTakeFirstOrThrow();
-      assert.deepEqual(JSON.parse(row.open_banking ?? 'null'), FULL_BODY.open_banking);
+      assert.deepEqual(JSON.parse(row.open_banking ?? 'null'), FULL_USER_BODY.open_banking);
     });
 
     it('stores only the known keys of open_banking', async () => {
@@ -155,7 +150,7 @@ for (const store of STORES) {
       const res = await api.request({
         method: 'POST',
         url: '/v2/users',
-        payload: Object.fromEntries(Object.keys(FULL_BODY).map((k) => [k, null])),
+        payload: Object.fromEntries(Object.keys(FULL_USER_BODY).map((k) => [k, null])),
       });
       assert.equal(res.status, 200, res.body);
       assert.equal(await countUsers(api.db), before + 1);

@@ -32,6 +32,22 @@ export const USER_KEYS = [
 export const ADDRESS_KEYS = ['city', 'line1', 'line2', 'state', 'country', 'postal_code'];
 export const BIRTH_DATE_KEYS = ['year', 'month', 'day'];
 
+/** A create body with every field of the contract set. */
+export const FULL_USER_BODY = {
+  first_name: 'Sarah',
+  last_name: 'Longfield',
+  email: 'sarah@email.com',
+  phone_number: '+12125555555',
+  ssn: '123-45-6789',
+  address: { city: 'New York', line1: '1 Main St', line2: 'Apt 2', state: 'NY', country: 'US', postal_code: '10001' },
+  birth_date: { year: 1990, month: 2, day: 28 },
+  external_metadata: { notes: 'In stage 1 of loan approval.', category: 'Summer Initiative' },
+  open_banking: {
+    end_user: { name: 'Lender', address: '2 Bank St', city: 'Boston', state: 'MA', zip: '02110', phone: '617-555-0100' },
+  },
+  external_id: 'July_Connection',
+};
+
 export type Store = 'sqlite' | 'postgres';
 
 /** The PostgreSQL server the tests use; every test file works in a schema of its own there. */
