@@ -6,6 +6,7 @@ import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect } from 'ky
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
+import { GroupCommit } from './group-commit.js';
 
 export interface ClientsTable {
   id: string;
@@ -87,21 +88,44 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
   sqlite.pragma('busy_timeout = 5000');
-  // Kysely prepares every query anew; the service issues a handful of distinct SQL texts, so reuse them.
-  const statements = new Map<string, SQLite.Statement>();
-  const database = {
-    close: () => sqlite.close(),
-    prepare(text: string) {
-      let statement = statements.get(text);
-      if (statement === undefined) {
-        statement = sqlite.prepare(text);
-        if (statements.size < 500) statements.set(text, statement);
-      }
-      return statement;
-    },
-  };
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const embedded = new EmbeddedSqlite(sqlite);
+  const database = { close: () => embedded.close(), prepare: (text: string) => embedded.statement(text) };
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  embeddedStores.set(db, embedded);
+  return db;
 }
+
+/**
+ * The embedded store's one connection: a cache of prepared statements (Kysely prepares every query anew,
+ * and the service issues a handful of distinct SQL texts) and group commit for the writes of prepared queries.
+ */
+export class EmbeddedSqlite {
+  private readonly statements = new Map<string, SQLite.Statement>();
+  readonly writes: GroupCommit;
+
+  constructor(readonly connection: SQLite.Database) {
+    this.writes = new GroupCommit(connection);
+  }
+
+  statement(text: string): SQLite.Statement {
+    let statement = this.statements.get(text);
+    if (statement === undefined) {
+      statement = this.connection.prepare(text);
+      if (this.statements.size < 500) this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  close(): void {
+    this.writes.flush();
+    this.connection.close();
+  }
+}
+
+const embeddedStores = new WeakMap<Db, EmbeddedSqlite>();
+
+/** The embedded SQLite connection behind `db`, or undefined for PostgreSQL (and inside Kysely transactions). */
+export const embeddedSqliteOf = (db: Db): EmbeddedSqlite | undefined => embeddedStores.get(db);
 
 /** PostgreSQL timestamptz text (session TimeZone=UTC) as the API's ISO 8601 form with microseconds. */
 export function timestamptzToIso(text: string): string {

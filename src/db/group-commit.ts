@@ -1,0 +1,63 @@
+// Group commit on the embedded store: the writes issued in one turn of the event loop share one transaction.
+import type SQLite from 'better-sqlite3';
+
+interface Write {
+  statement: SQLite.Statement;
+  parameters: readonly unknown[];
+  resolve: (changes: number) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * With synchronous=FULL every COMMIT waits for the disk, so one transaction per write caps writes at
+ * the disk's flush rate. Here the writes queued during one turn of the event loop run in one
+ * transaction: one flush covers them all. Each write still succeeds or fails on its own (SQLite undoes
+ * only the failing statement), and no promise settles before COMMIT has returned, so nothing is
+ * acknowledged before it is as durable as `synchronous` makes it.
+ */
+export class GroupCommit {
+  private pending: Write[] = [];
+
+  constructor(private readonly connection: SQLite.Database) {}
+
+  /** Runs a write statement in the next group; resolves with the number of rows it changed. */
+  run(statement: SQLite.Statement, parameters: readonly unknown[]): Promise<number> {
+    return new Promise((resolve, reject) => {
+      if (this.pending.push({ statement, parameters, resolve, reject }) === 1) setImmediate(this.flushSoon);
+    });
+  }
+
+  private readonly flushSoon = (): void => {
+    // A Kysely transaction holds the connection (bulk import): join the queue behind it.
+    if (this.connection.inTransaction) setImmediate(this.flushSoon);
+    else this.flush();
+  };
+
+  /** Commits everything queued now (also called before the connection closes). */
+  flush(): void {
+    const group = this.pending;
+    this.pending = [];
+    if (group.length === 0) return;
+    const changes: number[] = [];
+    const failures = new Map<Write, unknown>();
+    try {
+      this.connection.exec('BEGIN IMMEDIATE');
+      for (const write of group) {
+        try {
+          changes.push(write.statement.run(...write.parameters).changes);
+        } catch (error) {
+          // A constraint failure undoes this statement only; an I/O error ends the whole transaction.
+          if (!this.connection.inTransaction) throw error;
+          failures.set(write, error);
+          changes.push(0);
+        }
+      }
+      this.connection.exec('COMMIT');
+    } catch (error) {
+      if (this.connection.inTransaction) this.connection.exec('ROLLBACK');
+      for (const write of group) write.reject(error);
+      return;
+    }
+    group.forEach((write, i) => (failures.has(write) ? write.reject(failures.get(write)) : write.resolve(changes[i] ?? 0)));
+  }
+}
