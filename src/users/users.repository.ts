@@ -99,35 +99,13 @@ export class UsersRepository {
   }
 
   private seal(row: UserRow): UsersTable {
-    const { ssn, birth_year: year, birth_month: month, birth_day: day } = row;
+    const { ssn, birth_year: year, birth_month: month, birth_day: day, ...rest } = row;
     const empty = ssn === null && year === null && month === null && day === null;
     const fields: SealedFields = { ssn, birth_date: { year, month, day } };
-    return {
-      client_id: row.client_id,
-      id: row.id,
-      created_at: row.created_at,
-      updated_at: row.updated_at,
-      version: row.version,
-      external_id: row.external_id,
-      first_name: row.first_name,
-      last_name: row.last_name,
-      email: row.email,
-      phone_number: row.phone_number,
-      pii: empty ? null : this.pii.encrypt(JSON.stringify(fields), UsersRepository.context(row)),
-      address_city: row.address_city,
-      address_line1: row.address_line1,
-      address_line2: row.address_line2,
-      address_state: row.address_state,
-      address_country: row.address_country,
-      address_postal_code: row.address_postal_code,
-      external_metadata: row.external_metadata,
-      open_banking: row.open_banking,
-      items_connected: row.items_connected,
-      employers_connected: row.employers_connected,
-    };
+    return { ...rest, pii: empty ? null : this.pii.encrypt(JSON.stringify(fields), UsersRepository.context(row)) };
   }
 
-  /** Written out field by field: object rest and spread are a measurable share of a read. */
+  /** Written out field by field (unlike seal, on the write path): object rest and spread are a measurable share of a read. */
   private open(stored: UsersTable): UserRow {
     const fields =
       stored.pii === null ? NO_PII : (JSON.parse(this.pii.decrypt(stored.pii, UsersRepository.context(stored))) as SealedFields);
