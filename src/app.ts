@@ -25,6 +25,7 @@ import { UsersService } from './users/users.service.js';
 import { PiiCipher } from './pii/pii.cipher.js';
 import { deriveKey, type Secrets } from './secrets.js';
 import { UsersRepository } from './users/users.repository.js';
+import { lazyRequestLogger } from './logger.js';
 
 export interface AppDeps {
   db: Db;
@@ -55,7 +56,7 @@ function markOptionalBodies(document: OpenApiDocument): OpenApiDocument {
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger } : { logger: false }),
+    ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger, childLoggerFactory: lazyRequestLogger } : { logger: false }),
     bodyLimit: config.bodyLimit,
     requestTimeout: config.limits.requestTimeoutMs,
     // Node checks the headers deadline on this interval, so a dribbling client is cut off in time.

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createApiKey } from '../src/keys/keys.service.js';
-import { createLogger, REDACTED_PATHS } from '../src/logger.js';
+import { createLogger, lazyRequestLogger, REDACTED_PATHS } from '../src/logger.js';
 import { resolveSecrets } from '../src/secrets.js';
 import { basicAuth, openStore, STORES, TEST_PII_KEYS, TEST_SECRET } from './helpers/app.js';
 
@@ -66,6 +66,9 @@ for (const store of STORES) {
       }
       const log = lines.join('');
       assert.ok(lines.length >= 10, 'the scenario should have logged its requests');
+      const completed = lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === 'request completed');
+      assert.ok(completed.length >= 8, 'every request logs its completion');
+      for (const entry of completed) assert.match(entry.reqId, /^[0-9a-f-]{36}$/, 'request logs carry the request id');
       assert.match(log, /"statusCode":429/, 'the throttled requests were logged too');
       for (const needle of [...NEEDLES, key.api_key_secret, basicAuth(key).slice(6)]) {
         assert.equal(log.includes(needle), false, `"${needle}" appears in the logs`);
@@ -91,5 +94,62 @@ describe('logger redaction', () => {
     }
     assert.equal(entry.req.headers.authorization, '[REDACTED]');
     assert.ok(REDACTED_PATHS.length > 0);
+  });
+});
+
+describe('request loggers', () => {
+  const capture = (level: string) => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const parent = createLogger(level, sink);
+    let children = 0;
+    const child = parent.child.bind(parent);
+    parent.child = ((...args: Parameters<typeof child>) => {
+      children++;
+      return child(...args);
+    }) as typeof parent.child;
+    return { parent, lines, children: () => children };
+  };
+
+  it('bind the request id and redact, like a pino child', () => {
+    const { parent, lines } = capture('info');
+    const log = lazyRequestLogger(parent, { reqId: 'r-1' }, {});
+    log.warn({ user: { ssn: '078-05-1120' } }, 'careful');
+    const entry = JSON.parse(lines[0] ?? '{}');
+    assert.equal(entry.reqId, 'r-1');
+    assert.equal(entry.msg, 'careful');
+    assert.equal(entry.level, 40);
+    assert.equal(entry.user.ssn, '[REDACTED]');
+    assert.equal(log.level, 'info');
+  });
+
+  it('make no pino child until something is logged at an enabled level', () => {
+    const { parent, lines, children } = capture('warn');
+    const log = lazyRequestLogger(parent, { reqId: 'r-2' }, {});
+    log.info('not written');
+    log.debug('not written either');
+    assert.equal(children(), 0);
+    assert.equal(lines.length, 0);
+    log.error('written');
+    log.warn('written too');
+    assert.equal(children(), 1, 'one child, made once');
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line).reqId),
+      ['r-2', 'r-2'],
+    );
+  });
+
+  it('follow a level set on the request logger', () => {
+    const { parent, lines } = capture('warn');
+    const log = lazyRequestLogger(parent, { reqId: 'r-3' }, {});
+    log.level = 'debug';
+    log.debug('now written');
+    assert.equal(JSON.parse(lines[0] ?? '{}').msg, 'now written');
+    assert.equal(parent.level, 'warn', 'the parent keeps its level');
   });
 });
