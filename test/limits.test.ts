@@ -177,13 +177,20 @@ describe('security headers', () => {
         await api.request({ method: 'GET', url: '/v2/users' }),
         await api.request({ method: 'GET', url: '/v2/users', as: null }),
         await api.request({ method: 'GET', url: '/nope' }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: '{"broken', headers: { 'content-type': 'application/json' } }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: 'x', headers: { 'content-type': 'text/plain' } }),
+        await api.request({ method: 'GET', url: '/v2/users?limit=x' }),
       ]) {
+        assert.ok(res.status >= 200 && res.status < 500, `status ${res.status}`);
         assert.equal(res.headers['x-content-type-options'], 'nosniff');
         assert.equal(res.headers['cache-control'], 'no-store');
         assert.equal(res.headers['x-frame-options'], 'DENY');
         assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
         assert.ok(res.headers['x-request-id']);
       }
+      const docs = await api.request({ method: 'GET', url: '/docs/', as: null });
+      assert.equal(docs.headers['x-content-type-options'], 'nosniff');
+      assert.equal(docs.headers['content-security-policy'], undefined, 'the docs page loads its scripts and styles');
     } finally {
       await api.close();
     }
