@@ -37,6 +37,21 @@ describe('group commit (SQLite)', () => {
     assert.deepEqual(ids, Array.from({ length: 50 }, (_, i) => i).filter((i) => i !== 17));
   });
 
+  it('runs a batch all or none, beside single writes of the same group', async () => {
+    const insert = connection.prepare('insert into t (id, v) values (?, ?)');
+    const [good, bad, single] = await Promise.allSettled([
+      writes.runAll(insert, [[500, 'a'], [501, 'b'], [502, 'c']]),
+      writes.runAll(insert, [[600, 'a'], [601, null], [602, 'c']]),
+      writes.run(insert, [700, 'single']),
+    ]);
+    assert.deepEqual(good, { status: 'fulfilled', value: 3 });
+    assert.equal(bad?.status, 'rejected');
+    assert.deepEqual(single, { status: 'fulfilled', value: 1 });
+    assert.equal(connection.inTransaction, false);
+    const ids = connection.prepare('select id from t where id >= 500 order by id').pluck().all();
+    assert.deepEqual(ids, [500, 501, 502, 700], 'the failing batch left no row behind');
+  });
+
   it('settles only after the data is committed and visible to another connection', async () => {
     const update = connection.prepare('update t set v = ? where id = ?');
     const changed = await writes.run(update, ['changed', 3]);

@@ -3,7 +3,8 @@ import type SQLite from 'better-sqlite3';
 
 interface Write {
   statement: SQLite.Statement;
-  parameters: readonly unknown[];
+  /** One parameter list per run of the statement; several run all or none (bulk import). */
+  runs: ReadonlyArray<readonly unknown[]>;
   resolve: (changes: number) => void;
   reject: (error: unknown) => void;
 }
@@ -22,8 +23,13 @@ export class GroupCommit {
 
   /** Runs a write statement in the next group; resolves with the number of rows it changed. */
   run(statement: SQLite.Statement, parameters: readonly unknown[]): Promise<number> {
+    return this.runAll(statement, [parameters]);
+  }
+
+  /** Runs a write statement once per parameter list, all in the next group, all or none. */
+  runAll(statement: SQLite.Statement, runs: ReadonlyArray<readonly unknown[]>): Promise<number> {
     return new Promise((resolve, reject) => {
-      if (this.pending.push({ statement, parameters, resolve, reject }) === 1) setImmediate(this.flushSoon);
+      if (this.pending.push({ statement, runs, resolve, reject }) === 1) setImmediate(this.flushSoon);
     });
   }
 
@@ -44,7 +50,7 @@ export class GroupCommit {
       this.connection.exec('BEGIN IMMEDIATE');
       for (const write of group) {
         try {
-          changes.push(write.statement.run(...write.parameters).changes);
+          changes.push(this.execute(write));
         } catch (error) {
           // A constraint failure undoes this statement only; an I/O error ends the whole transaction.
           if (!this.connection.inTransaction) throw error;
@@ -59,5 +65,20 @@ export class GroupCommit {
       return;
     }
     group.forEach((write, i) => (failures.has(write) ? write.reject(failures.get(write)) : write.resolve(changes[i] ?? 0)));
+  }
+
+  /** One write inside the group's transaction: a failing statement undoes itself, a failing batch its savepoint. */
+  private execute({ statement, runs }: Write): number {
+    if (runs.length === 1) return statement.run(...(runs[0] ?? [])).changes;
+    this.connection.exec('SAVEPOINT batch');
+    try {
+      let changes = 0;
+      for (const parameters of runs) changes += statement.run(...parameters).changes;
+      this.connection.exec('RELEASE batch');
+      return changes;
+    } catch (error) {
+      if (this.connection.inTransaction) this.connection.exec('ROLLBACK TO batch; RELEASE batch');
+      throw error;
+    }
   }
 }

@@ -14,6 +14,8 @@ export interface PreparedQuery<A, O> {
   first(args: A): Promise<O | undefined>;
   /** Runs a write; resolves with the number of rows it changed. */
   run(args: A): Promise<number>;
+  /** Runs a write once per argument set, all or none; resolves with the number of rows changed. */
+  runAll(args: readonly A[]): Promise<number>;
 }
 
 /**
@@ -37,6 +39,7 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
       all: async (given) => statement.all(...parameters(given)) as O[],
       first: async (given) => statement.get(...parameters(given)) as O | undefined,
       run: (given) => embedded.writes.run(statement, parameters(given)),
+      runAll: (given) => embedded.writes.runAll(statement, given.map(parameters)),
     };
   }
   const execute = (given: A) => db.executeQuery<O>({ ...compiled, parameters: parameters(given) } as CompiledQuery<O>);
@@ -44,5 +47,14 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
     all: async (given) => (await execute(given)).rows,
     first: async (given) => (await execute(given)).rows[0],
     run: async (given) => Number((await execute(given)).numAffectedRows ?? 0n),
+    runAll: (given) =>
+      db.transaction().execute(async (trx) => {
+        let changes = 0;
+        for (const one of given) {
+          const result = await trx.executeQuery({ ...compiled, parameters: parameters(one) } as CompiledQuery<O>);
+          changes += Number(result.numAffectedRows ?? 0n);
+        }
+        return changes;
+      }),
   };
 }
