@@ -410,16 +410,29 @@ export async function startServer(store: Store, options: { nodeArgs?: string[] }
 }
 
 /** The bare node:http ceiling server (bench/ceiling.ts) answering with `bodyFile`, pinned like the service. */
-export async function startCeiling(bodyFile: string): Promise<Server> {
+export function startCeiling(bodyFile: string): Promise<Server> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.NODE_OPTIONS;
+  return startReference('ceiling.ts', [bodyFile], env);
+}
+
+/** bench/essential.ts on `store`: the GET's own work (key check, lookup, decryption, JSON) behind bare node:http. */
+export function startEssential(store: Store): Promise<Server> {
+  return startReference('essential.ts', [], serviceEnv(store));
+}
+
+/** A reference server from bench/ that prints "listening", pinned like the service. */
+async function startReference(script: string, args: string[], env: NodeJS.ProcessEnv): Promise<Server> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const started = performance.now();
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1' };
-  delete env.NODE_OPTIONS;
-  const spawned = start(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'ceiling.ts'), bodyFile], { env, cpus: settings.serverCpus });
+  const spawned = start(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', script), ...args], {
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1' },
+    cpus: settings.serverCpus,
+  });
   for (;;) {
     if (spawned.stdout().includes('listening')) break;
-    if (spawned.child.exitCode !== null) throw new Error(`ceiling server exited\n${spawned.stderr()}`);
+    if (spawned.child.exitCode !== null) throw new Error(`bench/${script} exited\n${spawned.stderr()}`);
     await sleep(10);
   }
   return { pid: spawned.child.pid!, url, coldStartMs: performance.now() - started, stop: () => stopProcess(spawned) };

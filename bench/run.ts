@@ -6,6 +6,8 @@
 // process pinned to CPU 1 (wrk when installed, else autocannon in bench/load.ts). The ceiling is
 // bench/ceiling.ts answering every request with a real User JSON fetched from the service, pinned and
 // driven the same way, measured at the start and at the end; ratios are to the faster of the two.
+// Between the two, bench/essential.ts serves GET /v2/users/{id} with the service's own key check, SQLite
+// lookup, decryption and JSON behind bare node:http (no framework): what the work itself leaves of the ceiling.
 // A run disturbed by other processes on the server's CPU (a shared machine) is retried and flagged.
 //
 // Environment:
@@ -39,6 +41,7 @@ import {
   ROOT,
   settings,
   startCeiling,
+  startEssential,
   startServer,
   table,
   thousands,
@@ -55,7 +58,7 @@ import {
 } from './harness.js';
 
 interface Row {
-  store: StoreKind | 'ceiling';
+  store: StoreKind | 'ceiling' | 'essential';
   users: number;
   scenario: string;
   result: Measurement;
@@ -290,6 +293,23 @@ async function measureCeiling(dir: string, label: string): Promise<void> {
   }
 }
 
+/**
+ * The GET by id's own work (the service's key check, SQLite lookup, PII decryption and JSON) behind a
+ * bare node:http server: what is left of the ceiling before any framework, validation or hook.
+ */
+async function measureEssential(store: Store, key: ApiKey, dir: string, ids: string[]): Promise<void> {
+  progress('essential: GET /v2/users/{id} work behind bare node:http');
+  const server = await startEssential(store);
+  try {
+    const file = writeRequests(join(dir, `essential-${rows.length}.tsv`), READS[0]!.requests(ids, []));
+    const target = { url: server.url, pid: server.pid, authorization: authorization(key) };
+    const result = await driveClean('essential', true, () => drive(target, file));
+    rows.push({ store: 'essential', users: settings.seedUsers, scenario: 'node:http + the GET by id work, no framework', result, cpuBound: true });
+  } finally {
+    await server.stop();
+  }
+}
+
 // ---------------------------------------------------------------- one store
 
 async function benchStore(kind: StoreKind, dir: string, seed: Seed): Promise<void> {
@@ -321,6 +341,7 @@ async function benchStore(kind: StoreKind, dir: string, seed: Seed): Promise<voi
     const data = { ids, externalIds: seed.externalIds };
     const measured = new Map<string, Measurement>();
     for (const scenario of READS) measured.set(scenario.name, await measure(server, key, kind, seed.users, dir, scenario, data));
+    if (kind === 'sqlite') await measureEssential(store, key, dir, ids);
     if (settings.scale) await measureScaleReads(server, key, kind, seed.users, dir, data);
     sizes.push({ store: kind, users: seed.users, import: imported, coldStartMs: samples, idle, memory: memory(server.pid) });
 
