@@ -42,7 +42,8 @@ const server = createServer((request, response) => {
     answer(response, 200, JSON.stringify(userRowToUser(row)), etagOf(row.version));
   })().catch((error: unknown) => {
     process.stderr.write(`${String(error)}\n`);
-    if (!response.headersSent) answer(response, 500, '{"detail":"A server error occurred."}');
+    if (response.headersSent) response.destroy();
+    else answer(response, 500, '{"detail":"A server error occurred."}');
   });
 });
 server.keepAliveTimeout = 65_000;
@@ -50,6 +51,6 @@ server.listen(config.port, config.host, () => {
   const address = server.address();
   process.stdout.write(`listening ${typeof address === 'object' && address ? address.port : ''}\n`);
 });
-const stop = () => server.close(() => void db.destroy().then(() => process.exit(0)));
+const stop = () => server.close(() => void db.destroy().finally(() => process.exit(0)));
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

@@ -430,10 +430,13 @@ async function startReference(script: string, args: string[], env: NodeJS.Proces
     env: { ...env, PORT: String(port), HOST: '127.0.0.1' },
     cpus: settings.serverCpus,
   });
-  for (;;) {
-    if (spawned.stdout().includes('listening')) break;
-    if (spawned.child.exitCode !== null) throw new Error(`bench/${script} exited\n${spawned.stderr()}`);
-    await sleep(10);
+  for (const deadline = started + 60_000; !spawned.stdout().includes('listening'); await sleep(10)) {
+    const { exitCode, signalCode } = spawned.child;
+    if (exitCode !== null || signalCode !== null) throw new Error(`bench/${script} exited (${exitCode ?? signalCode})\n${spawned.stderr()}`);
+    if (performance.now() > deadline) {
+      await stopProcess(spawned);
+      throw new Error(`bench/${script} did not listen within 60 s\n${spawned.stderr()}`);
+    }
   }
   return { pid: spawned.child.pid!, url, coldStartMs: performance.now() - started, stop: () => stopProcess(spawned) };
 }

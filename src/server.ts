@@ -38,17 +38,7 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   const app = await buildApp(config, { db, secrets, logger });
   app.addHook('onClose', async () => db.destroy());
 
-  await app.listen({ port: config.port, host: config.host });
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const host = ['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host;
-  if (config.database.kind === 'sqlite') {
-    await createDevelopmentKeyIfNone(db, `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
-  } else if ((await countActiveApiKeys(db)) === 0) {
-    // A shared production store never gets a key printed to a log: an operator creates one.
-    logger.warn('no active API keys: create one with `users-api keys create --name NAME`');
-  }
-
+  // Before listening: a signal that arrives as soon as the port is open still shuts down gracefully.
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
@@ -68,5 +58,22 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = ['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host;
+  try {
+    if (config.database.kind === 'sqlite') {
+      await createDevelopmentKeyIfNone(db, `http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+    } else if ((await countActiveApiKeys(db)) === 0) {
+      // A shared production store never gets a key printed to a log: an operator creates one.
+      logger.warn('no active API keys: create one with `users-api keys create --name NAME`');
+    }
+  } catch (error) {
+    // A shutdown that began meanwhile closed the database under these queries: let it finish.
+    if (!closing) throw error;
+  }
+
   return app;
 }

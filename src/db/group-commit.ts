@@ -77,7 +77,14 @@ export class GroupCommit {
       this.connection.exec('RELEASE batch');
       return changes;
     } catch (error) {
-      if (this.connection.inTransaction) this.connection.exec('ROLLBACK TO batch; RELEASE batch');
+      if (this.connection.inTransaction) {
+        try {
+          this.connection.exec('ROLLBACK TO batch; RELEASE batch');
+        } catch {
+          // The batch could not be undone alone: undo the whole group rather than commit half of it.
+          this.connection.exec('ROLLBACK');
+        }
+      }
       throw error;
     }
   }

@@ -14,8 +14,11 @@ export interface PreparedQuery<A, O> {
   first(args: A): Promise<O | undefined>;
   /** Runs a write; resolves with the number of rows it changed. */
   run(args: A): Promise<number>;
-  /** Runs a write once per argument set, all or none; resolves with the number of rows changed. */
-  runAll(args: readonly A[]): Promise<number>;
+  /**
+   * SQLite only (absent on PostgreSQL, where multi-row statements are the fast path): runs a write once
+   * per argument set, all or none, in one group commit; resolves with the number of rows changed.
+   */
+  runAll?(args: readonly A[]): Promise<number>;
 }
 
 /**
@@ -47,14 +50,5 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
     all: async (given) => (await execute(given)).rows,
     first: async (given) => (await execute(given)).rows[0],
     run: async (given) => Number((await execute(given)).numAffectedRows ?? 0n),
-    runAll: (given) =>
-      db.transaction().execute(async (trx) => {
-        let changes = 0;
-        for (const one of given) {
-          const result = await trx.executeQuery({ ...compiled, parameters: parameters(one) } as CompiledQuery<O>);
-          changes += Number(result.numAffectedRows ?? 0n);
-        }
-        return changes;
-      }),
   };
 }

@@ -18,11 +18,14 @@ const API_HEADERS = {
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
 };
 
+/** The API reference page and its assets load scripts and styles: no CSP or no-store for them. */
+const DOCS_PAGE = /^\/docs(?:[/?]|$)/;
+
 /** Headers for every response: nothing sniffed, framed, cached or referred; and the request id. */
 export function securityHeaders(request: FastifyRequest): Record<string, string> {
   const headers: Record<string, string> = {
     'x-request-id': request.id,
-    ...(request.url.startsWith('/docs') ? COMMON_HEADERS : API_HEADERS),
+    ...(DOCS_PAGE.test(request.url) ? COMMON_HEADERS : API_HEADERS),
   };
   if (request.protocol === 'https') headers['strict-transport-security'] = 'max-age=31536000';
   return headers;

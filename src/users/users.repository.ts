@@ -3,7 +3,6 @@ import type { Db, UsersTable } from '../db/database.js';
 import type { Compilable } from 'kysely';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { prepare, type PreparedQuery } from '../db/prepared.js';
-import { embeddedSqliteOf } from '../db/database.js';
 
 /** A user as the service sees it: personal data in clear. */
 export interface UserRow extends Omit<UsersTable, 'pii'> {
@@ -178,11 +177,12 @@ export class UsersRepository {
   async insertUsers(rows: UserRow[]): Promise<void> {
     if (rows.length === 0) return;
     const sealed = rows.map((row) => this.seal(row));
-    // SQLite: the prepared statement once per row, in one group commit. PostgreSQL: a round trip per 500 rows.
-    if (embeddedSqliteOf(this.db)) {
+    // SQLite: the prepared statement once per row, all or none, inside one group commit.
+    if (this.insert.runAll) {
       await this.insert.runAll(sealed);
       return;
     }
+    // PostgreSQL: a round trip per 500 rows, in one transaction.
     await this.db.transaction().execute(async (trx) => {
       // Stay under both dialects' bound-parameter limits (SQLite 32766, PostgreSQL 65535).
       for (let i = 0; i < sealed.length; i += 500) await trx.insertInto('users').values(sealed.slice(i, i + 500)).execute();
