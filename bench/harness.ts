@@ -447,6 +447,7 @@ export interface Request {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   body?: unknown;
+  headers?: Record<string, string>;
 }
 
 /** What bench/load.ts reads. */
@@ -530,8 +531,10 @@ function cpuMeter(target: Target): { end(): Usage } {
 
 export function writeRequests(file: string, requests: Iterable<Request>): string {
   const lines: string[] = [];
-  for (const { method, path, body } of requests) {
-    lines.push(`${method}\t${path}\t${body === undefined ? '' : JSON.stringify(body)}`);
+  for (const { method, path, body, headers = {} } of requests) {
+    const fields = [method, path, body === undefined ? '' : JSON.stringify(body)];
+    for (const [name, value] of Object.entries(headers)) fields.push(`${name}: ${value}`);
+    lines.push(fields.join('\t'));
   }
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;

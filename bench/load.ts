@@ -1,6 +1,7 @@
 // The load generator process: runs autocannon against one URL and prints one JSON line (a LoadResult).
 // Usage: node --import tsx bench/load.ts <spec.json>   (see LoadSpec in harness.ts)
-// Requests cycle through a TSV file of "METHOD<TAB>PATH<TAB>BODY" lines shared by all connections, so a
+// Requests cycle through a TSV file of "METHOD<TAB>PATH<TAB>BODY[<TAB>Header-Name: value ...]" lines shared
+// by all connections, so a
 // list of unique requests (DELETE of fresh ids) hands each id out once. Latency is recorded here from
 // autocannon's per-response timings with microsecond resolution (its own histogram keeps whole milliseconds).
 import { readFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ interface Line {
   method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path: string;
   body: string | undefined;
+  headers: Record<string, string>;
 }
 
 function readLines(file: string): Line[] {
@@ -18,8 +20,9 @@ function readLines(file: string): Line[] {
     .split('\n')
     .filter((line) => line !== '')
     .map((line) => {
-      const [method = 'GET', path = '/', body = ''] = line.split('\t');
-      return { method: method as Line['method'], path, body: body === '' ? undefined : body };
+      const [method = 'GET', path = '/', body = '', ...headerFields] = line.split('\t');
+      const headers = Object.fromEntries(headerFields.map((field) => [field.slice(0, field.indexOf(':')), field.slice(field.indexOf(':') + 1).trim()]));
+      return { method: method as Line['method'], path, body: body === '' ? undefined : body, headers };
     });
 }
 
@@ -44,7 +47,7 @@ function run(spec: LoadSpec, file: string, seconds: number, recorder: Recorder |
           {
             setupRequest: (request) => {
               const line = lines[next++ % lines.length] as Line;
-              return { ...request, method: line.method, path: line.path, body: line.body };
+              return { ...request, method: line.method, path: line.path, body: line.body, headers: { ...request.headers, ...line.headers } };
             },
           },
         ],

@@ -271,6 +271,28 @@ async function measure(
   return result;
 }
 
+/**
+ * POST /v2/users as careful clients send it, with an Idempotency-Key; every key is used once (a repeated
+ * key would be a cheap replay), so the warm-up gets its own keys and the run is not retried.
+ */
+async function measureKeyedCreates(server: Server, key: ApiKey, store: StoreKind, users: number, dir: string, plainRps: number): Promise<void> {
+  const name = `${POST.name} (Idempotency-Key)`;
+  progress(`${store} ${thousands(users)} users: ${name}`);
+  const next = userBodies(7, 100_000);
+  let serial = 0;
+  const creates = (seconds: number): Request[] =>
+    Array.from({ length: Math.ceil(plainRps * 1.5 * seconds) + 200 }, () => ({
+      method: 'POST',
+      path: '/v2/users',
+      body: next(),
+      headers: { 'Idempotency-Key': `bench-${++serial}` },
+    }));
+  const warmupFile = writeRequests(join(dir, `${store}-keyed-warmup.tsv`), creates(settings.warmupSeconds));
+  const runFile = writeRequests(join(dir, `${store}-keyed.tsv`), creates(settings.durationSeconds));
+  const target = { url: server.url, pid: server.pid, authorization: authorization(key), database: store === 'postgres' ? 'postgres' : undefined };
+  rows.push({ store, users, scenario: name, result: await drive(target, runFile, { warmupFile }), cpuBound: false });
+}
+
 /** The reads compared across table sizes, at full load and with one connection. */
 async function measureScaleReads(server: Server, key: ApiKey, store: StoreKind, users: number, dir: string, data: { ids: string[]; externalIds: string[] }): Promise<void> {
   for (const scenario of SCALE_READS) await measure(server, key, store, users, dir, scenario, data, 1);
@@ -346,6 +368,7 @@ async function benchStore(kind: StoreKind, dir: string, seed: Seed): Promise<voi
     sizes.push({ store: kind, users: seed.users, import: imported, coldStartMs: samples, idle, memory: memory(server.pid) });
 
     for (const scenario of [PATCH, POST]) measured.set(scenario.name, await measure(server, key, kind, seed.users, dir, scenario, data));
+    await measureKeyedCreates(server, key, kind, seed.users, dir, measured.get(POST.name)!.rps);
 
     // DELETE needs a fresh user per request: import enough for the run into another client, so the
     // other scenarios' tables are untouched, and hand each id out once.

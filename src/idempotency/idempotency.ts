@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Db } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
-import * as repo from './idempotency.repository.js';
+import { IdempotencyRepository } from './idempotency.repository.js';
 
 /** Keys are kept at least this long. */
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -27,12 +27,15 @@ export interface IdempotentResult<T> {
 
 export class Idempotency {
   private claims = 0;
+  private readonly repo: IdempotencyRepository;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     private readonly cipher: PiiCipher,
     private readonly options = { waitMs: 10_000, pollMs: 20 },
-  ) {}
+  ) {
+    this.repo = new IdempotencyRepository(db);
+  }
 
   /**
    * Runs `execute` once per (client, key). A retry with the same request gets the stored result; a
@@ -53,7 +56,7 @@ export class Idempotency {
 
     for (;;) {
       const now = new Date();
-      const claimed = await repo.claimKey(this.db, {
+      const claimed = await this.repo.claimKey({
         client_id: clientId,
         key,
         scope,
@@ -64,22 +67,22 @@ export class Idempotency {
       });
       if (claimed) {
         if (++this.claims % 500 === 0) {
-          await repo.deleteKeysCreatedBefore(this.db, new Date(now.getTime() - IDEMPOTENCY_TTL_MS).toISOString());
+          await this.repo.deleteKeysCreatedBefore(new Date(now.getTime() - IDEMPOTENCY_TTL_MS).toISOString());
         }
         try {
           const value = await execute();
-          await repo.completeKey(this.db, clientId, key, 200, this.cipher.encrypt(JSON.stringify(value), context));
+          await this.repo.completeKey(clientId, key, 200, this.cipher.encrypt(JSON.stringify(value), context));
           return { value, replayed: false };
         } catch (error) {
-          await repo.releaseKey(this.db, clientId, key);
+          await this.repo.releaseKey(clientId, key);
           throw error;
         }
       }
 
-      const existing = await repo.findKey(this.db, clientId, key);
+      const existing = await this.repo.findKey(clientId, key);
       if (!existing) continue; // released by a failed first attempt: claim it again
       if (Date.parse(existing.created_at) < now.getTime() - IDEMPOTENCY_TTL_MS) {
-        await repo.releaseKey(this.db, clientId, key);
+        await this.repo.releaseKey(clientId, key);
         continue;
       }
       if (existing.scope !== scope || existing.request_hash !== requestHash) throw idempotencyErrors.reused();
