@@ -77,6 +77,19 @@ for (const store of STORES) {
       }
     });
 
+    it('JSON in a charset other than UTF-8 is 415; UTF-8 spelled any common way is read (and validated)', async () => {
+      for (const type of ['application/json; charset=utf-16', 'application/json; charset=latin1', 'application/json; charset=']) {
+        const res = await send('POST', '/v2/users', '{"first_name":"x"}', type);
+        assertCleanError(res, 415);
+        assert.deepEqual(res.json, { detail: `Unsupported media type "${type}" in request.` });
+      }
+      for (const type of ['application/json; charset=UTF-8', 'application/json; charset="utf-8"', 'application/json;charset=utf8']) {
+        const res = await send('POST', '/v2/users', '{"first_name":5}', type);
+        assertCleanError(res, 400);
+        assert.deepEqual(res.json, { first_name: ['Not a valid string.'] }, type);
+      }
+    });
+
     it('an oversized body is 413', async () => {
       const big = JSON.stringify({ external_metadata: 'x'.repeat(70_000) });
       for (const [method, url] of [

@@ -55,10 +55,22 @@ for (const store of STORES) {
         ['-3', 'Ensure this value is greater than or equal to 1.'],
         ['abc', 'A valid integer is required.'],
         ['1.5', 'A valid integer is required.'],
+        ['0x10', 'A valid integer is required.'],
+        ['1e3', 'A valid integer is required.'],
+        ['', 'A valid integer is required.'],
       ]) {
         const res = await list(`?limit=${limit}`);
         assert.equal(res.status, 400, limit);
         assert.deepEqual(res.json, { limit: [message] });
+      }
+    });
+
+    it("takes a limit the way DRF's IntegerField does: sign, spaces and a .0 tail", async () => {
+      for (let i = 0; i < 3; i++) await createUser(api, { external_id: 'few' });
+      for (const limit of ['2', '+2', '%202%20', '2.0', '2.00']) {
+        const res = await list(`?limit=${limit}`);
+        assert.equal(res.status, 200, limit);
+        assert.equal(res.json.results.length, 2, limit);
       }
     });
 

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { errors } from '../errors.js';
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+/** A charset parameter other than UTF-8's names an encoding JSON bodies here are never read in (RFC 8259 §8.1). */
+const OTHER_CHARSET = /;\s*charset\s*=(?!\s*"?utf-?8"?\s*(?:;|$))/i;
 
 export function registerJsonBody(app: FastifyInstance): void {
   // No body at all is an empty object: real clients create users with a bare POST.
@@ -13,7 +15,12 @@ export function registerJsonBody(app: FastifyInstance): void {
   app.addContentTypeParser(
     ['application/json', 'application/merge-patch+json'],
     { parseAs: 'buffer' },
-    (_request, body: Buffer, done) => {
+    (request, body: Buffer, done) => {
+      const contentType = request.headers['content-type'] ?? '';
+      if (OTHER_CHARSET.test(contentType)) {
+        done(errors.unsupportedMediaType(contentType.slice(0, 100)), undefined);
+        return;
+      }
       let text: string;
       try {
         text = decoder.decode(body);

@@ -66,6 +66,19 @@ function opaqueProperties(schema: { properties?: Record<string, { type?: unknown
   );
 }
 
+/** Top-level properties of a query schema that are integers. */
+function integerProperties(schema: { properties?: Record<string, { type?: unknown }> }): string[] {
+  return Object.entries(schema.properties ?? {})
+    .filter(([, property]) => property.type === 'integer')
+    .map(([name]) => name);
+}
+
+/**
+ * What DRF's IntegerField takes from a query string (Python's int() after dropping a ".0" tail):
+ * digits with an optional sign and surrounding spaces. Ajv's coercion would also take "0x10" and "1e3".
+ */
+const QUERY_INTEGER = /^\s*[+-]?\d+(?:\.0*)?\s*$/;
+
 function typeMessage(expected: string[], value: unknown): string {
   if (expected.includes('object')) return `Invalid data. Expected a dictionary, but got ${pythonTypeName(value)}.`;
   if (expected.includes('integer') || expected.includes('number')) return 'A valid integer is required.';
@@ -137,8 +150,14 @@ export function createValidatorCompiler(formats: Record<string, StringFormat>): 
     if (httpPart === 'params' || httpPart === 'headers') return () => true;
     const validate: ValidateFunction = (httpPart === 'querystring' ? queryAjv : bodyAjv).compile(schema as object);
     const opaque = opaqueProperties(schema as Parameters<typeof opaqueProperties>[0]);
+    const integers = httpPart === 'querystring' ? integerProperties(schema as Parameters<typeof integerProperties>[0]) : [];
     return (data: unknown) => {
       const problems = findTextProblems(data, opaque);
+      const query = data as Record<string, unknown>;
+      for (const name of integers) {
+        const raw = query[name];
+        if (typeof raw === 'string' && !QUERY_INTEGER.test(raw)) addFieldError(problems, [name], 'A valid integer is required.');
+      }
       const valid = validate(data);
       if (valid && Object.keys(problems).length === 0) return { value: data };
       const fields: FieldErrors = problems;
