@@ -101,7 +101,7 @@ const pii = program.command('pii').description('encryption keys of personal data
 pii
   .command('new-key')
   .description('print a new KEY_ID:BASE64 entry; put it first in PII_KEYS (or pii.keys) to make it the encrypting key')
-  .option('--id <key_id>', 'the key id (default: k + today\'s date)')
+  .option('--id <key_id>', 'the key id (default: k, today\'s date and a random suffix, e.g. k20261127-3fa9c2)')
   .action((options: { id?: string }) => {
     out(newPiiKeyEntry(options.id));
   });

@@ -49,6 +49,14 @@ describe('PII cipher', () => {
     assert.throws(() => unrelated.decrypt(sealedOld, 'ctx'));
   });
 
+  it('makes new keys with distinct ids, even on the same day, that PII_KEYS accepts together', () => {
+    const [first, second] = [newPiiKeyEntry(), newPiiKeyEntry()];
+    const keys = parsePiiKeys(`${second},${first}`);
+    assert.equal(keys.length, 2);
+    assert.notEqual(keys[0]?.id, keys[1]?.id);
+    for (const key of keys) assert.match(key.id, /^k\d{8}-[0-9a-f]{6}$/);
+  });
+
   it('rejects malformed PII_KEYS with a message naming it', () => {
     for (const bad of ['', 'nokey', 'k:' + Buffer.alloc(16).toString('base64'), 'a:b:c', `k:${Buffer.alloc(32).toString('base64')},k:${Buffer.alloc(32).toString('base64')}`]) {
       assert.throws(() => parsePiiKeys(bad), /PII_KEYS/);
