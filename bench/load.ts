@@ -1,8 +1,7 @@
 // The load generator process: runs autocannon against one URL and prints one JSON line (a LoadResult).
 // Usage: node --import tsx bench/load.ts <spec.json>   (see LoadSpec in harness.ts)
 // Requests cycle through a TSV file of "METHOD<TAB>PATH<TAB>BODY[<TAB>Header-Name: value ...]" lines shared
-// by all connections, so a
-// list of unique requests (DELETE of fresh ids) hands each id out once. Latency is recorded here from
+// by all connections, so a list of unique requests (DELETE of fresh ids) hands each id out once. Latency is recorded here from
 // autocannon's per-response timings with microsecond resolution (its own histogram keeps whole milliseconds).
 import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
@@ -21,7 +20,7 @@ function readLines(file: string): Line[] {
     .filter((line) => line !== '')
     .map((line) => {
       const [method = 'GET', path = '/', body = '', ...headerFields] = line.split('\t');
-      const headers = Object.fromEntries(headerFields.map((field) => [field.slice(0, field.indexOf(':')), field.slice(field.indexOf(':') + 1).trim()]));
+      const headers = Object.fromEntries(headerFields.map((field) => field.split(/:\s*(.*)/, 2)));
       return { method: method as Line['method'], path, body: body === '' ? undefined : body, headers };
     });
 }

@@ -52,6 +52,7 @@ import {
   type Measurement,
   type Memory,
   type Request,
+  type Target,
   type Server,
   type Store,
   type StoreKind,
@@ -246,6 +247,14 @@ async function driveClean(label: string, cpuBound: boolean, run: () => Promise<M
   return best;
 }
 
+/** The service as a load target, authenticated with `key`; on PostgreSQL the database's CPU is counted too. */
+const serviceTarget = (server: Server, key: ApiKey, store: StoreKind): Target => ({
+  url: server.url,
+  pid: server.pid,
+  authorization: authorization(key),
+  database: store === 'postgres' ? 'postgres' : undefined,
+});
+
 /** The name of a scenario's row when it runs with one connection (latency without queueing). */
 const single = (name: string) => `${name} (1 connection)`;
 
@@ -263,7 +272,7 @@ async function measure(
   const label = `${store} ${thousands(users)} users: ${name}`;
   progress(label);
   const file = writeRequests(join(dir, `${store}-${users}-${rows.length}.tsv`), scenario.requests(data.ids, data.externalIds));
-  const target = { url: server.url, pid: server.pid, authorization: authorization(key), database: store === 'postgres' ? 'postgres' : undefined };
+  const target = serviceTarget(server, key, store);
   // One connection cannot keep the server busy: only full-load reads on SQLite are expected to.
   const cpuBound = store === 'sqlite' && READS.includes(scenario) && connections === settings.connections;
   const result = await driveClean(label, cpuBound, () => drive(target, file, { connections }));
@@ -289,7 +298,7 @@ async function measureKeyedCreates(server: Server, key: ApiKey, store: StoreKind
     }));
   const warmupFile = writeRequests(join(dir, `${store}-keyed-warmup.tsv`), creates(settings.warmupSeconds));
   const runFile = writeRequests(join(dir, `${store}-keyed.tsv`), creates(settings.durationSeconds));
-  const target = { url: server.url, pid: server.pid, authorization: authorization(key), database: store === 'postgres' ? 'postgres' : undefined };
+  const target = serviceTarget(server, key, store);
   rows.push({ store, users, scenario: name, result: await drive(target, runFile, { warmupFile }), cpuBound: false });
 }
 
@@ -383,7 +392,7 @@ async function benchStore(kind: StoreKind, dir: string, seed: Seed): Promise<voi
     progress(`${kind} ${seed.users} users: DELETE /v2/users/{id}`);
     const warmupFile = writeRequests(join(dir, `${kind}-delete-warmup.tsv`), deletes(pool.slice(0, forWarmup)));
     const runFile = writeRequests(join(dir, `${kind}-delete.tsv`), deletes(pool.slice(forWarmup)));
-    const target = { url: server.url, pid: server.pid, authorization: authorization(deleteKey), database: kind === 'postgres' ? 'postgres' : undefined };
+    const target = serviceTarget(server, deleteKey, kind);
     // Each id is deleted once, so this scenario is not retried.
     const result = await drive(target, runFile, { warmupFile });
     rows.push({ store: kind, users: seed.users, scenario: 'DELETE /v2/users/{id}', result, cpuBound: false });

@@ -28,8 +28,9 @@ const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
 
 /**
  * A request's logger that makes its pino child (bound to the request id) on the first call at an enabled
- * level; until then it follows the parent's level (a pino child would keep the level it was made with). Fastify makes one per request; a pino child with redaction costs about a quarter of a health
- * check's CPU time, and at LOG_LEVEL=warn nearly no request logs anything.
+ * level; until then it follows the parent's level (a pino child would keep the level it was made with).
+ * Fastify makes one per request; a pino child with redaction costs about a quarter of a health check's
+ * CPU time, and at LOG_LEVEL=warn nearly no request logs anything.
  */
 class RequestLogger implements FastifyBaseLogger {
   declare fatal: LogFn;

@@ -30,16 +30,22 @@ const NEEDLES = [
   '97475',
 ];
 
+/** A log destination that keeps each line written to it. */
+function lineSink(): { lines: string[]; sink: Writable } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
 for (const store of STORES) {
   describe(`logs carry no personal data or credentials (${store})`, () => {
     it('a full scenario at trace level logs none of the planted values', async () => {
-      const lines: string[] = [];
-      const sink = new Writable({
-        write(chunk, _encoding, done) {
-          lines.push(chunk.toString());
-          done();
-        },
-      });
+      const { lines, sink } = lineSink();
       const opened = await openStore(store);
       const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS: TEST_PII_KEYS, RATE_LIMIT_MAX: '3', ...opened.env });
       const app = await buildApp(config, { db: opened.db, secrets: resolveSecrets(config), logger: createLogger('trace', sink) });
@@ -79,13 +85,7 @@ for (const store of STORES) {
 
 describe('logger redaction', () => {
   it('redacts personal fields and credentials wherever a log call passes them', () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    const { lines, sink } = lineSink();
     const logger = createLogger('info', sink);
     logger.info({ user: PLANTED, req: { headers: { authorization: 'Basic c2VjcmV0' } } }, 'debugging a user');
     const entry = JSON.parse(lines[0] ?? '{}');
@@ -99,13 +99,7 @@ describe('logger redaction', () => {
 
 describe('request loggers', () => {
   const capture = (level: string) => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    const { lines, sink } = lineSink();
     const parent = createLogger(level, sink);
     let children = 0;
     const child = parent.child.bind(parent);

@@ -73,6 +73,8 @@ function integerProperties(schema: { properties?: Record<string, { type?: unknow
     .map(([name]) => name);
 }
 
+const NOT_AN_INTEGER = 'A valid integer is required.';
+
 /**
  * What DRF's IntegerField takes from a query string (Python's int() after dropping a ".0" tail):
  * digits with an optional sign and surrounding spaces. Ajv's coercion would also take "0x10" and "1e3".
@@ -81,7 +83,7 @@ const QUERY_INTEGER = /^\s*[+-]?\d+(?:\.0*)?\s*$/;
 
 function typeMessage(expected: string[], value: unknown): string {
   if (expected.includes('object')) return `Invalid data. Expected a dictionary, but got ${pythonTypeName(value)}.`;
-  if (expected.includes('integer') || expected.includes('number')) return 'A valid integer is required.';
+  if (expected.includes('integer') || expected.includes('number')) return NOT_AN_INTEGER;
   if (expected.includes('array')) return `Expected a list of items but got type "${pythonTypeName(value)}".`;
   return 'Not a valid string.';
 }
@@ -156,7 +158,7 @@ export function createValidatorCompiler(formats: Record<string, StringFormat>): 
       const query = data as Record<string, unknown>;
       for (const name of integers) {
         const raw = query[name];
-        if (typeof raw === 'string' && !QUERY_INTEGER.test(raw)) addFieldError(problems, [name], 'A valid integer is required.');
+        if (typeof raw === 'string' && !QUERY_INTEGER.test(raw)) addFieldError(problems, [name], NOT_AN_INTEGER);
       }
       const valid = validate(data);
       if (valid && Object.keys(problems).length === 0) return { value: data };

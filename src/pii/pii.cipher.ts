@@ -31,7 +31,7 @@ export function parsePiiKeys(text: string, source = 'PII_KEYS'): PiiKey[] {
 }
 
 /** A new key id: `k`, today's date and a random suffix, so two keys made on one day never share an id. */
-export const newPiiKeyId = (): string =>
+const newPiiKeyId = (): string =>
   `k${new Date().toISOString().slice(0, 10).replaceAll('-', '')}-${randomBytes(3).toString('hex')}`;
 
 export function newPiiKeyEntry(id = newPiiKeyId()): string {

@@ -87,10 +87,9 @@ export class UsersRepository {
         .where('id', '=', p.id)
         .where('version', '=', p.expectedVersion),
     );
-    this.remove = prepare(db, (p: Key) => db.deleteFrom('users').where('client_id', '=', p.clientId).where('id', '=', p.id));
-    this.removeVersion = prepare(db, (p: Key & { version: number }) =>
-      db.deleteFrom('users').where('client_id', '=', p.clientId).where('id', '=', p.id).where('version', '=', p.version),
-    );
+    const removal = (p: Key) => db.deleteFrom('users').where('client_id', '=', p.clientId).where('id', '=', p.id);
+    this.remove = prepare(db, removal);
+    this.removeVersion = prepare(db, (p: Key & { version: number }) => removal(p).where('version', '=', p.version));
   }
 
   /** Associated data of a ciphertext: it decrypts only in its own tenant and user row. */
