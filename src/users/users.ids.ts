@@ -1,16 +1,32 @@
 // User ids are UUIDv7: time-ordered, so id order is creation order and paging can key on id.
-import { v7 } from 'uuid';
+import { randomFillSync } from 'node:crypto';
+import { isoMicros, nowMicros } from '../clock.js';
 
 /** A UUID in canonical lower-case form (any version: the seed's own ids are not RFC variants). */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-/** A new id and its creation time (ISO 8601 UTC, microseconds); the id's first 48 bits hold the same millisecond. */
+const bytes = Buffer.alloc(16);
+
+/**
+ * A UUIDv7 for the instant `micros` (RFC 9562 §5.7, sub-millisecond precision by §6.2 method 3): 48 bits of
+ * Unix milliseconds, then the fraction of the millisecond in the 12 bits of rand_a, then 62 random bits.
+ * Distinct microseconds give distinct fractions (4096 steps per 1000 µs), so ids sort as their instants do.
+ */
+export function uuidv7At(micros: number): string {
+  const millis = Math.floor(micros / 1000);
+  const fraction = Math.floor(((micros % 1000) * 4096) / 1000);
+  randomFillSync(bytes, 8, 8);
+  bytes.writeUIntBE(millis, 0, 6);
+  bytes.writeUInt16BE(0x7000 | fraction, 6);
+  bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f);
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** A new id and its creation time (ISO 8601 UTC, microseconds), both from one reading of the clock. */
 export function newUserId(): { id: string; createdAt: string } {
-  const id = v7();
-  const millis = Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
-  const micros = Math.floor(((performance.timeOrigin + performance.now()) * 1000) % 1000);
-  const iso = new Date(millis).toISOString();
-  return { id, createdAt: `${iso.slice(0, 23)}${String(micros).padStart(3, '0')}Z` };
+  const micros = nowMicros();
+  return { id: uuidv7At(micros), createdAt: isoMicros(micros) };
 }
 
 /** The canonical (lower-case) form of a user id, or undefined when it cannot be one. */

@@ -2,6 +2,7 @@
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
 import type { UserTokens } from '../tokens/tokens.js';
 import type { CursorCodec, CursorState } from './users.cursor.js';
+import { timestampNow } from '../clock.js';
 import { toE164 } from './users.formats.js';
 import { canonicalUserId, newUserId } from './users.ids.js';
 import type { PagePosition, UserRow, UsersRepository } from './users.repository.js';
@@ -229,7 +230,7 @@ export class UsersService {
         ...current,
         ...inputToColumns(input, current),
         version: current.version + 1,
-        updated_at: new Date().toISOString(),
+        updated_at: timestampNow(),
       };
       checkRow(next, input);
       if (await this.repo.updateUser(next, current.version)) return versioned(next);
