@@ -115,7 +115,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const idempotency = new Idempotency(deps.db, pii);
   const users = new UsersService(
     new UsersRepository(deps.db, pii),
-    new UserTokens(deriveKey(userTokenSecret, 'user-token'), config.userTokenIssuer),
+    // User tokens are signed with the secret exactly as configured, so a client's own service can verify them.
+    new UserTokens(new TextEncoder().encode(userTokenSecret), config.userTokenIssuer),
     new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor'))),
   );
   await app.register(

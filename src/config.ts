@@ -70,7 +70,8 @@ export const ENVIRONMENT_HELP = `Environment:
   DATABASE_POOL_SIZE   PostgreSQL only: connections per instance (default 10)
   DATABASE_STATEMENT_TIMEOUT_MS
                        PostgreSQL only: statement timeout in milliseconds (default 5000)
-  USER_TOKEN_SECRET    HS256 key for user tokens and paging cursors, at least 32 characters.
+  USER_TOKEN_SECRET    HS256 key of user tokens, used as given (at least 32 characters); paging
+                       cursors are sealed under a key derived from it.
                        Required on PostgreSQL (every instance must share it). On SQLite, when
                        unset, one is generated on first start and kept beside the database
                        as user-token.secret (mode 0600)

@@ -10,14 +10,17 @@ export function deriveKey(secret: string, purpose: string): Uint8Array {
   return new Uint8Array(createHmac('sha256', secret).update(purpose).digest());
 }
 
-/** Reads a secret file, creating it (owner-only) with `generate()` on first use. */
+/**
+ * Reads a secret file, creating it (owner-only) with `generate()` on first use. The file holds the value
+ * and nothing else (no newline), so its contents are the secret exactly; a newline added by an editor is ignored.
+ */
 function loadOrCreate(path: string, generate: () => string): string {
   if (existsSync(path)) {
     chmodSync(path, 0o600);
     return readFileSync(path, 'utf8').trim();
   }
   const value = generate();
-  writeFileSync(path, `${value}\n`, { mode: 0o600, flag: 'wx' });
+  writeFileSync(path, value, { mode: 0o600, flag: 'wx' });
   return value;
 }
 

@@ -5,7 +5,6 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { jwtVerify } from 'jose';
-import { deriveKey } from '../src/secrets.js';
 import {
   assertOneLineError,
   cleanUpProcesses,
@@ -174,12 +173,12 @@ describe('users-api CLI', () => {
           assert.match(body.id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
           token = body.user_token;
 
-          // The key file beside the database, owner-only, is the key the server signs with.
+          // The key file beside the database, owner-only: its contents, as they are, verify the token.
           const keyFile = join(dir, 'user-token.secret');
           assert.equal(statSync(keyFile).mode & 0o777, 0o600);
-          const fileSecret = readFileSync(keyFile, 'utf8').trim();
+          const fileSecret = readFileSync(keyFile, 'utf8');
           assert.ok(fileSecret.length >= 32);
-          const { payload } = await jwtVerify(token, deriveKey(fileSecret, 'user-token'), { algorithms: ['HS256'] });
+          const { payload } = await jwtVerify(token, new TextEncoder().encode(fileSecret), { algorithms: ['HS256'] });
           assert.equal(payload.user_id, body.id);
           assert.equal(payload.client_id, clientId);
 

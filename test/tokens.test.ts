@@ -5,10 +5,10 @@ import type { IssuedKey } from '../src/keys/keys.service.js';
 import { deriveKey } from '../src/secrets.js';
 import { createTestApi, createUser, STORES, TEST_SECRET, type TestApi } from './helpers/app.js';
 
-/** The key the app signs user tokens with. */
-const TOKEN_KEY = deriveKey(TEST_SECRET, 'user-token');
+/** The key the app signs user tokens with: USER_TOKEN_SECRET itself, as a client's own service would use it. */
+const TOKEN_KEY = new TextEncoder().encode(TEST_SECRET);
 /** The key another deployment (with another secret) would sign with. */
-const OTHER_KEY = deriveKey('another-secret-another-secret-another-secret', 'user-token');
+const OTHER_KEY = new TextEncoder().encode('another-secret-another-secret-another-secret');
 const CLAIMS = ['client_id', 'exp', 'fid', 'iat', 'iss', 'jti', 'sub', 'user_id'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/;
@@ -123,7 +123,7 @@ for (const store of STORES) {
       for (const key of [
         OTHER_KEY,
         deriveKey(TEST_SECRET, 'cursor'),
-        new TextEncoder().encode(TEST_SECRET),
+        deriveKey(TEST_SECRET, 'user-token'),
       ]) {
         await assert.rejects(jwtVerify(json.user_token, key, { algorithms: ['HS256'] }), BAD_SIGNATURE);
       }
