@@ -10,6 +10,7 @@ import { newPiiKeyEntry, PiiCipher } from './pii/pii.cipher.js';
 import { resolveSecrets } from './secrets.js';
 import { importUsers, type ImportProgress } from './users/users.import.js';
 import { UsersRepository } from './users/users.repository.js';
+import { RotationRefusedError, rotatePii } from './pii/pii.rotate.js';
 import { serve } from './server.js';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -108,21 +109,14 @@ pii
 
 pii
   .command('rotate')
-  .description('re-encrypt every user\'s personal data under the first key of PII_KEYS; safe while serving')
+  .description(
+    're-encrypt every user\'s personal data under the first key of PII_KEYS; safe while serving: refused while ' +
+      'a running instance does not hold that key',
+  )
   .option('--batch <n>', 'rows per batch', (v) => Number.parseInt(v, 10), 500)
   .action(async (options: { batch: number }) => {
     const cipher = new PiiCipher(resolveSecrets(config()).piiKeys);
-    const total = await withDb(async (db) => {
-      const repo = new UsersRepository(db, cipher);
-      let rewritten = 0;
-      let after: Parameters<UsersRepository['reencryptBatch']>[0];
-      do {
-        const batch = await repo.reencryptBatch(after, options.batch);
-        rewritten += batch.rewritten;
-        after = batch.last;
-      } while (after);
-      return rewritten;
-    });
+    const total = await withDb((db) => rotatePii(db, cipher, options.batch));
     out(`re-encrypted ${total} users under key ${cipher.primaryKeyId}`);
   });
 
@@ -163,7 +157,12 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
-  if (error instanceof ConfigError || error instanceof KeyError || error instanceof DatabaseUnavailableError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof KeyError ||
+    error instanceof DatabaseUnavailableError ||
+    error instanceof RotationRefusedError
+  ) {
     console.error(`users-api: ${error.message}`);
     process.exit(2);
   }

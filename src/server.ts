@@ -5,7 +5,9 @@ import type { Config } from './config.js';
 import { connectDatabase, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
 import { countActiveApiKeys, createApiKey } from './keys/keys.service.js';
+import { describeInstance, InstanceHeartbeat, liveInstances, type LiveInstance } from './instances.js';
 import { createLogger } from './logger.js';
+import type { Logger } from 'pino';
 import { resolveSecrets } from './secrets.js';
 
 /** On an empty store, a key so that a newcomer's first request works; printed once, never logged. */
@@ -29,6 +31,17 @@ async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void
   );
 }
 
+/** Instances that cannot read what this one writes (PII_KEYS rolled out with the new key first, too soon). */
+async function warnOfInstancesLackingKey(db: Db, self: LiveInstance, logger: Logger): Promise<void> {
+  const [piiKeyId] = self.piiKeyIds;
+  const lacking = (await liveInstances(db)).filter((i) => i.id !== self.id && !i.piiKeyIds.includes(piiKeyId ?? ''));
+  if (lacking.length === 0) return;
+  logger.warn(
+    { piiKeyId, instances: lacking.map(describeInstance) },
+    'running instances lack the PII key this instance encrypts with: they cannot read users written here until restarted with it in PII_KEYS',
+  );
+}
+
 export async function serve(config: Config): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel);
   if (config.database.kind === 'postgres') resolveSecrets(config); // fail fast, before connecting
@@ -36,7 +49,12 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   const secrets = resolveSecrets(config);
   if (config.migrateOnStart) await migrateToLatest(db);
   const app = await buildApp(config, { db, secrets, logger });
-  app.addHook('onClose', async () => db.destroy());
+  const heartbeat = await InstanceHeartbeat.start(db, secrets.piiKeys.map((key) => key.id), logger);
+  app.addHook('onClose', async () => {
+    await heartbeat.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the instance heartbeat'));
+    await db.destroy();
+  });
+  await warnOfInstancesLackingKey(db, heartbeat.instance, logger);
 
   // Before listening: a signal that arrives as soon as the port is open still shuts down gracefully.
   let closing = false;

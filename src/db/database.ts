@@ -65,7 +65,20 @@ export interface IdempotencyKeysTable {
   created_at: string;
 }
 
+/** One serving instance, kept alive by its heartbeat (see src/instances.ts). */
+export interface InstancesTable {
+  id: string;
+  /** host:pid, for messages. */
+  label: string;
+  /** JSON text array of the PII key ids the instance can decrypt with. */
+  pii_key_ids: string;
+  started_at: string;
+  /** Past this, the instance is presumed gone (it stopped beating). */
+  expires_at: string;
+}
+
 export interface Database {
+  instances: InstancesTable;
   clients: ClientsTable;
   api_keys: ApiKeysTable;
   users: UsersTable;

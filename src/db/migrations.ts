@@ -79,6 +79,20 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('idempotency_keys_created_idx').on('idempotency_keys').column('created_at').execute();
     },
   },
+  '0002_instances': {
+    // A heartbeat row per serving instance: which PII keys it holds, so `pii rotate` can check every live one.
+    async up(db: Kysely<unknown>) {
+      const t = columnTypes(db);
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('label', 'text', (c) => c.notNull())
+        .addColumn('pii_key_ids', t.json, (c) => c.notNull())
+        .addColumn('started_at', t.timestamp, (c) => c.notNull())
+        .addColumn('expires_at', t.timestamp, (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {

@@ -1,6 +1,7 @@
 // Turns every failure into a DRF-shaped body: typed ApiErrors as they are, framework errors mapped, the rest a bare 500.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, errors } from '../errors.js';
+import { PiiKeyMissingError } from '../pii/pii.cipher.js';
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -23,6 +24,11 @@ function send(reply: FastifyReply, error: ApiError): FastifyReply {
 
 export function registerErrorHandling(app: FastifyInstance, bodyLimit: number): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof PiiKeyMissingError) {
+      // Another instance, or a rotation, wrote under a key this one lacks: a configuration gap, not a crash.
+      request.log.error({ piiKeyId: error.keyId }, error.message);
+      return send(reply, errors.unavailable());
+    }
     const apiError = toApiError(error, request, bodyLimit);
     if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     return send(reply, apiError);

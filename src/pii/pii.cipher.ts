@@ -8,6 +8,13 @@ export interface PiiKey {
 
 export class PiiKeyError extends Error {}
 
+/** A ciphertext names a key this process was not given: the data is fine, the configuration is short of a key. */
+export class PiiKeyMissingError extends PiiKeyError {
+  constructor(readonly keyId: string) {
+    super(`cannot decrypt personal data: PII key "${keyId}" is not in this instance's PII_KEYS`);
+  }
+}
+
 const FORMAT = 'v1';
 
 /** Parses PII_KEYS: `KEY_ID:BASE64_OF_32_BYTES[,KEY_ID:...]`; the first encrypts, the rest only decrypt. */
@@ -52,6 +59,11 @@ export class PiiCipher {
     return this.primary.id;
   }
 
+  /** Every key id this cipher decrypts with, the encrypting one first. */
+  get keyIds(): string[] {
+    return [...this.byId.keys()];
+  }
+
   /**
    * `context` is bound as associated data (e.g. tenant, user and column), so a ciphertext
    * copied into another row or column does not decrypt.
@@ -66,10 +78,11 @@ export class PiiCipher {
 
   decrypt(ciphertext: string, context: string): string {
     const [format, keyId, iv, body, tag] = ciphertext.split('.');
-    const key = keyId === undefined ? undefined : this.byId.get(keyId);
-    if (format !== FORMAT || !key || iv === undefined || body === undefined || tag === undefined) {
-      throw new PiiKeyError(`cannot decrypt: unknown format or key id "${keyId ?? ''}"`);
+    if (format !== FORMAT || keyId === undefined || iv === undefined || body === undefined || tag === undefined) {
+      throw new PiiKeyError('cannot decrypt: unknown ciphertext format');
     }
+    const key = this.byId.get(keyId);
+    if (!key) throw new PiiKeyMissingError(keyId);
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
       .setAAD(Buffer.from(context))
       .setAuthTag(Buffer.from(tag, 'base64url'));
