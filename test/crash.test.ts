@@ -28,7 +28,16 @@ interface Answer {
  * One HTTP request over `agent` (keep-alive); rejects on a connection error or after REQUEST_TIMEOUT_MS.
  * `onSent` runs once the whole request has been handed to the kernel.
  */
-function send(agent: Agent, base: string, key: IssuedKey, method: string, path: string, body?: unknown, onSent?: () => void): Promise<Answer> {
+function send(
+  agent: Agent,
+  base: string,
+  key: IssuedKey,
+  method: string,
+  path: string,
+  body?: unknown,
+  onSent?: () => void,
+  extraHeaders: Record<string, string> = {},
+): Promise<Answer & { replayed: boolean }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = httpRequest(
@@ -39,6 +48,7 @@ function send(agent: Agent, base: string, key: IssuedKey, method: string, path: 
         headers: {
           authorization: basicAuth(key),
           accept: 'application/json',
+          ...extraHeaders,
           ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
         },
         timeout: REQUEST_TIMEOUT_MS,
@@ -47,7 +57,7 @@ function send(agent: Agent, base: string, key: IssuedKey, method: string, path: 
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, replayed: res.headers['idempotent-replayed'] === 'true' }));
         res.on('error', reject);
       },
     );
@@ -268,6 +278,84 @@ for (const store of STORES) {
           again.child.kill('SIGTERM');
           const stopped = await exitOf(again);
           assert.deepEqual(stopped, { code: 0, signal: null }, `stderr: ${again.stderr()}`);
+        }
+      },
+    );
+  });
+}
+
+/** Keyed creates killed mid-stream: after a restart, a retry of every key answers 200, and each key made one user. */
+const KEYED_KILL_AFTER = 150;
+
+for (const store of STORES) {
+  describe(`crash: SIGKILL under keyed creates leaves no key stuck and no orphan user (${store})`, () => {
+    it(
+      `${CLIENTS} clients stream creates with Idempotency-Key; SIGKILL after ${KEYED_KILL_AFTER}; after a restart every key's retry is 200 and each key made exactly one user`,
+      { timeout: SERVE_TIMEOUT_MS * 2 + STOP_TIMEOUT_MS + 60_000 },
+      async () => {
+        const { key, env, withDb } = await prepareStore(store);
+        const serverEnv = { ...env, RATE_LIMIT_MAX: '0', MAX_EVENT_LOOP_DELAY_MS: '0' };
+        const server = await startServer(serverEnv);
+        const sent = new Map<string, CreateBody>(); // idempotency key -> body (its external_id is the key)
+        const acknowledged = new Map<string, string>(); // idempotency key -> id
+        let killed = false;
+        const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
+        const client = async (c: number) => {
+          for (let n = 0; !killed; n++) {
+            const idempotencyKey = `keyed-${store}-${c}-${n}`;
+            const body = createBody(idempotencyKey, c, n);
+            sent.set(idempotencyKey, body);
+            const onSent = acknowledged.size >= KEYED_KILL_AFTER && !killed ? () => ((killed = true), server.child.kill('SIGKILL')) : undefined;
+            try {
+              const answer = await send(agent, server.base, key, 'POST', '/v2/users', body, onSent, { 'idempotency-key': idempotencyKey });
+              assert.equal(answer.status, 200, answer.body);
+              acknowledged.set(idempotencyKey, (JSON.parse(answer.body) as { id: string }).id);
+            } catch (error) {
+              if (!killed) throw error;
+              return;
+            }
+          }
+        };
+        try {
+          await Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
+          assert.deepEqual(await exitOf(server), { code: null, signal: 'SIGKILL' });
+        } finally {
+          agent.destroy();
+          if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+        }
+        assert.ok(sent.size > acknowledged.size, 'creates were in flight at the kill');
+
+        const again = await startServer(serverEnv);
+        const retryAgent = new Agent({ keepAlive: true, maxSockets: 8 });
+        try {
+          const madeBy = new Map<string, string>(); // idempotency key -> id after the retry
+          const problems: string[] = [];
+          await eachLimited([...sent], 8, async ([idempotencyKey, body]) => {
+            const answer = await send(retryAgent, again.base, key, 'POST', '/v2/users', body, undefined, { 'idempotency-key': idempotencyKey });
+            if (answer.status !== 200) {
+              problems.push(`${idempotencyKey}: ${answer.status} ${answer.body.slice(0, 200)}`);
+              return;
+            }
+            const { id } = JSON.parse(answer.body) as { id: string };
+            const first = acknowledged.get(idempotencyKey);
+            if (first !== undefined) {
+              if (id !== first || !answer.replayed) problems.push(`${idempotencyKey}: acknowledged ${first}, retry answered ${id} (replayed ${answer.replayed})`);
+            }
+            madeBy.set(idempotencyKey, id);
+          });
+          assert.deepEqual(problems, [], 'every retry after the restart answers 200, acknowledged keys with their first answer');
+
+          // Exactly one user per key: the store holds one row per key sent, and it is the one the retry named.
+          const stored = await withDb((db) => db.selectFrom('users').select(['id', 'external_id']).execute());
+          assert.equal(stored.length, sent.size, 'users in the store against keys sent');
+          for (const row of stored) {
+            assert.equal(madeBy.get(String(row.external_id)), row.id, `${row.external_id} holds a user its retry did not name`);
+          }
+          console.log(`# keyed crash (${store}): ${sent.size} keys sent, ${acknowledged.size} acknowledged before the kill, ${stored.length} users after the retries`);
+        } finally {
+          retryAgent.destroy();
+          again.child.kill('SIGTERM');
+          assert.deepEqual(await exitOf(again), { code: 0, signal: null }, `stderr: ${again.stderr()}`);
         }
       },
     );

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { countUsers, createTestApi, createUser, STORES, type TestApi } from './helpers/app.js';
 
 for (const store of STORES) {
@@ -101,6 +102,57 @@ for (const store of STORES) {
       assert.equal(await countUsers(api.db), before + 1);
       const listed = await api.request({ method: 'GET', url: '/v2/users?external_id=once' });
       assert.equal(listed.json.results.length, 1);
+    });
+
+    it('a failure while storing the key, after the user was inserted, leaves no user; the retry creates one', async () => {
+      // The idempotency record is the last write of the create's transaction: make it fail.
+      const [install, uninstall] =
+        store === 'sqlite'
+          ? [
+              sql`create trigger fail_key before insert on idempotency_keys begin select raise(abort, 'injected failure'); end`,
+              sql`drop trigger fail_key`,
+            ]
+          : [
+              sql`create function fail_key() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$;
+                  create trigger fail_key before insert on idempotency_keys for each row execute function fail_key()`,
+              sql`drop trigger fail_key on idempotency_keys; drop function fail_key()`,
+            ];
+      const before = await countUsers(api.db);
+      await install.execute(api.db);
+      let failed;
+      try {
+        failed = await create('injected-1', { external_id: 'injected' });
+      } finally {
+        await uninstall.execute(api.db);
+      }
+      assert.equal(failed.status, 500, failed.body);
+      assert.deepEqual(failed.json, { detail: 'A server error occurred.' });
+      assert.equal(await countUsers(api.db), before, 'the user insert was undone with the key');
+      const retry = await create('injected-1', { external_id: 'injected' });
+      assert.equal(retry.status, 200, retry.body);
+      assert.equal(retry.headers['idempotent-replayed'], undefined, 'nothing was stored to replay');
+      assert.equal(await countUsers(api.db), before + 1);
+      const replay = await create('injected-1', { external_id: 'injected' });
+      assert.equal(replay.json.id, retry.json.id);
+      assert.equal(replay.headers['idempotent-replayed'], 'true');
+    });
+
+    it('a claim without a response (left by a crashed earlier version) does not block the key', async () => {
+      await api.db
+        .insertInto('idempotency_keys')
+        .values({
+          client_id: api.tenant.client_id,
+          key: 'orphaned-claim',
+          scope: 'POST /v2/users',
+          request_hash: 'x',
+          status_code: null,
+          response_body: null,
+          created_at: new Date().toISOString(),
+        })
+        .execute();
+      const res = await create('orphaned-claim');
+      assert.equal(res.status, 200, res.body);
+      assert.equal((await create('orphaned-claim')).json.id, res.json.id);
     });
   });
 }

@@ -198,6 +198,12 @@ export function describeDatabase(config: DatabaseConfig): string {
 
 export class DatabaseUnavailableError extends Error {}
 
+/** A write refused because a primary key or unique index already holds its key (SQLite or PostgreSQL). */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === '23505';
+}
+
 /** Opens the store and proves it answers, or fails with one clear sentence. */
 export async function connectDatabase(config: DatabaseConfig): Promise<Db> {
   let db: Db | undefined;

@@ -1,10 +1,15 @@
 // Group commit on the embedded store: the writes issued in one turn of the event loop share one transaction.
 import type SQLite from 'better-sqlite3';
 
-interface Write {
+/** One run of a prepared statement. */
+export interface Step {
   statement: SQLite.Statement;
-  /** One parameter list per run of the statement; several run all or none (bulk import). */
-  runs: ReadonlyArray<readonly unknown[]>;
+  parameters: readonly unknown[];
+}
+
+interface Write {
+  /** Several steps run all or none (a user with its idempotency record, a bulk-import batch). */
+  steps: readonly Step[];
   resolve: (changes: number) => void;
   reject: (error: unknown) => void;
 }
@@ -23,13 +28,18 @@ export class GroupCommit {
 
   /** Runs a write statement in the next group; resolves with the number of rows it changed. */
   run(statement: SQLite.Statement, parameters: readonly unknown[]): Promise<number> {
-    return this.runAll(statement, [parameters]);
+    return this.runSteps([{ statement, parameters }]);
   }
 
   /** Runs a write statement once per parameter list, all in the next group, all or none. */
   runAll(statement: SQLite.Statement, runs: ReadonlyArray<readonly unknown[]>): Promise<number> {
+    return this.runSteps(runs.map((parameters) => ({ statement, parameters })));
+  }
+
+  /** Runs the steps in order in the next group, all or none; resolves with the rows they changed together. */
+  runSteps(steps: readonly Step[]): Promise<number> {
     return new Promise((resolve, reject) => {
-      if (this.pending.push({ statement, runs, resolve, reject }) === 1) setImmediate(this.flushSoon);
+      if (this.pending.push({ steps, resolve, reject }) === 1) setImmediate(this.flushSoon);
     });
   }
 
@@ -68,12 +78,12 @@ export class GroupCommit {
   }
 
   /** One write inside the group's transaction: a failing statement undoes itself, a failing batch its savepoint. */
-  private execute({ statement, runs }: Write): number {
-    if (runs.length === 1) return statement.run(...(runs[0] ?? [])).changes;
+  private execute({ steps }: Write): number {
+    if (steps.length === 1) return steps[0]!.statement.run(...steps[0]!.parameters).changes;
     this.connection.exec('SAVEPOINT batch');
     try {
       let changes = 0;
-      for (const parameters of runs) changes += statement.run(...parameters).changes;
+      for (const { statement, parameters } of steps) changes += statement.run(...parameters).changes;
       this.connection.exec('RELEASE batch');
       return changes;
     } catch (error) {

@@ -1,4 +1,5 @@
 // Hot queries: built and compiled by Kysely once, then run with new parameters each time.
+import type SQLite from 'better-sqlite3';
 import type { Compilable, CompiledQuery } from 'kysely';
 import { embeddedSqliteOf, type Db } from './database.js';
 
@@ -19,6 +20,41 @@ export interface PreparedQuery<A, O> {
    * per argument set, all or none, in one group commit; resolves with the number of rows changed.
    */
   runAll?(args: readonly A[]): Promise<number>;
+  /** The write with these arguments, not yet run: for runTogether. */
+  bind(args: A): BoundWrite;
+}
+
+/** What a request will answer, and the writes that must commit (together) before it may. */
+export interface Planned<T> {
+  value: T;
+  writes: BoundWrite[];
+}
+
+/** A prepared write with its arguments, to run in one transaction with others (see runTogether). */
+export interface BoundWrite {
+  readonly compiled: CompiledQuery;
+  /** The cached statement, on the embedded store. */
+  readonly statement?: SQLite.Statement;
+}
+
+/**
+ * Runs the writes in order in one transaction, all or none: on SQLite as one unit of the group commit,
+ * on PostgreSQL in a transaction of its own. A write that fails (a constraint, a trigger) undoes them all.
+ */
+export async function runTogether(db: Db, writes: readonly BoundWrite[]): Promise<void> {
+  if (writes.length === 0) return;
+  const embedded = embeddedSqliteOf(db);
+  if (embedded) {
+    await embedded.writes.runSteps(writes.map((w) => ({ statement: w.statement!, parameters: w.compiled.parameters })));
+    return;
+  }
+  if (writes.length === 1) {
+    await db.executeQuery(writes[0]!.compiled);
+    return;
+  }
+  await db.transaction().execute(async (trx) => {
+    for (const write of writes) await trx.executeQuery(write.compiled);
+  });
 }
 
 /**
@@ -43,6 +79,7 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
       first: async (given) => statement.get(...parameters(given)) as O | undefined,
       run: (given) => embedded.writes.run(statement, parameters(given)),
       runAll: (given) => embedded.writes.runAll(statement, given.map(parameters)),
+      bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) }, statement }),
     };
   }
   const execute = (given: A) => db.executeQuery<O>({ ...compiled, parameters: parameters(given) } as CompiledQuery<O>);
@@ -50,5 +87,6 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
     all: async (given) => (await execute(given)).rows,
     first: async (given) => (await execute(given)).rows[0],
     run: async (given) => Number((await execute(given)).numAffectedRows ?? 0n),
+    bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) } }),
   };
 }

@@ -25,7 +25,6 @@ const ref = (id: string, description: string) => Type.Unsafe({ $ref: id, descrip
 const ERROR_RESPONSES = {
   400: ref('ValidationError', 'Invalid input; nothing was changed.'),
   404: ref('DetailError', 'No such user for this client.'),
-  409: ref('DetailError', 'A request with the same Idempotency-Key is still in progress.'),
   412: ref('DetailError', 'If-Match named a version that is no longer current; nothing was changed.'),
   413: ref('DetailError', 'The request body is larger than the limit.'),
   415: ref('DetailError', 'The request body is not JSON.'),

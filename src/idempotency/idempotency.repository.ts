@@ -1,7 +1,7 @@
-// SQL for idempotency keys: one row per (client, key), claimed by the first request that inserts it.
-// Prepared once, so on SQLite the claim and the stored response join the group commit of the user's insert.
+// SQL for idempotency keys: one row per (client, key), written with the response in the transaction of the work itself.
+// Prepared once, so on SQLite the record joins the group commit of the user's insert.
 import type { Db, IdempotencyKeysTable } from '../db/database.js';
-import { prepare } from '../db/prepared.js';
+import { prepare, type BoundWrite } from '../db/prepared.js';
 
 export type IdempotencyRecord = IdempotencyKeysTable;
 
@@ -10,57 +10,44 @@ type Key = { clientId: string; key: string };
 export class IdempotencyRepository {
   private readonly insert;
   private readonly byKey;
-  private readonly complete;
-  private readonly release;
+  private readonly remove;
 
   constructor(private readonly db: Db) {
+    // A plain insert: a concurrent request that stored the same key first makes it fail, and with it the whole
+    // transaction it is part of (the user it would have created included).
     this.insert = prepare(db, (p: IdempotencyRecord) =>
-      db
-        .insertInto('idempotency_keys')
-        .values({
-          client_id: p.client_id,
-          key: p.key,
-          scope: p.scope,
-          request_hash: p.request_hash,
-          status_code: p.status_code,
-          response_body: p.response_body,
-          created_at: p.created_at,
-        })
-        .onConflict((oc) => oc.columns(['client_id', 'key']).doNothing()),
+      db.insertInto('idempotency_keys').values({
+        client_id: p.client_id,
+        key: p.key,
+        scope: p.scope,
+        request_hash: p.request_hash,
+        status_code: p.status_code,
+        response_body: p.response_body,
+        created_at: p.created_at,
+      }),
     );
     this.byKey = prepare(db, (p: Key) =>
       db.selectFrom('idempotency_keys').selectAll().where('client_id', '=', p.clientId).where('key', '=', p.key),
     );
-    this.complete = prepare(db, (p: Key & { statusCode: number; responseBody: string }) =>
-      db
-        .updateTable('idempotency_keys')
-        .set({ status_code: p.statusCode, response_body: p.responseBody })
-        .where('client_id', '=', p.clientId)
-        .where('key', '=', p.key),
-    );
-    this.release = prepare(db, (p: Key) =>
+    this.remove = prepare(db, (p: Key) =>
       db.deleteFrom('idempotency_keys').where('client_id', '=', p.clientId).where('key', '=', p.key),
     );
   }
 
-  /** Inserts the row unless the key exists; true when this caller claimed the key. */
-  async claimKey(record: IdempotencyRecord): Promise<boolean> {
-    return (await this.insert.run(record)) > 0;
+  /** The insert of a completed record, to run in the same transaction as the work it answers for. */
+  bindInsert(record: IdempotencyRecord): BoundWrite {
+    return this.insert.bind(record);
   }
 
   findKey(clientId: string, key: string): Promise<IdempotencyRecord | undefined> {
     return this.byKey.first({ clientId, key });
   }
 
-  async completeKey(clientId: string, key: string, statusCode: number, responseBody: string): Promise<void> {
-    await this.complete.run({ clientId, key, statusCode, responseBody });
+  async deleteKey(clientId: string, key: string): Promise<void> {
+    await this.remove.run({ clientId, key });
   }
 
-  async releaseKey(clientId: string, key: string): Promise<void> {
-    await this.release.run({ clientId, key });
-  }
-
-  /** Housekeeping, every few hundred claims: not worth a prepared statement. */
+  /** Housekeeping, every few hundred stored keys: not worth a prepared statement. */
   async deleteKeysCreatedBefore(cutoff: string): Promise<void> {
     await this.db.deleteFrom('idempotency_keys').where('created_at', '<', cutoff).execute();
   }

@@ -26,15 +26,15 @@ export const tokensRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; idem
             { user_token: Type.String({ description: 'JWT (HS256), valid for one hour.' }) },
             { description: 'A new user token.' },
           ),
-          ...errorResponses(400, 409, 413, 415, 422),
+          ...errorResponses(400, 413, 415, 422),
         },
       },
     },
     async (request, reply) => {
       const key = request.headers['idempotency-key'];
-      const { value, replayed } = await idempotency.run(request.clientId, key, 'POST /v2/user-tokens', request.body, async () => ({
-        user_token: await users.mintToken(request.clientId, request.body.user),
-      }));
+      const { value, replayed } = await idempotency.run(request.clientId, key, 'POST /v2/user-tokens', request.body, () =>
+        users.planToken(request.clientId, request.body.user),
+      );
       if (replayed) reply.header('idempotent-replayed', 'true');
       return value;
     },

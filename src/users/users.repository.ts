@@ -2,7 +2,7 @@
 import type { Db, UsersTable } from '../db/database.js';
 import type { Compilable } from 'kysely';
 import type { PiiCipher } from '../pii/pii.cipher.js';
-import { prepare, type PreparedQuery } from '../db/prepared.js';
+import { prepare, type BoundWrite, type PreparedQuery } from '../db/prepared.js';
 
 /** A user as the service sees it: personal data in clear. */
 export interface UserRow extends Omit<UsersTable, 'pii'> {
@@ -168,8 +168,9 @@ export class UsersRepository {
     return { clientId: position.clientId, externalId: position.externalId ?? '', key: position.key ?? '', limit };
   }
 
-  async insertUser(row: UserRow): Promise<void> {
-    await this.insert.run(this.seal(row));
+  /** The insert of a new user, to run with other writes in one transaction (see runTogether). */
+  bindInsert(row: UserRow): BoundWrite {
+    return this.insert.bind(this.seal(row));
   }
 
   /** Inserts many users in one transaction (bulk import). */

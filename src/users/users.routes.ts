@@ -34,14 +34,14 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; idemp
         body: UserInputSchema,
         response: {
           200: { ...CreateUserResponseSchema, description: 'The new user and a user token for it.' },
-          ...errorResponses(400, 409, 413, 415, 422),
+          ...errorResponses(400, 413, 415, 422),
         },
       },
     },
     async (request, reply) => {
       const key = request.headers['idempotency-key'];
       const { value, replayed } = await idempotency.run(request.clientId, key, 'POST /v2/users', request.body, () =>
-        users.create(request.clientId, request.body),
+        users.planCreate(request.clientId, request.body),
       );
       if (replayed) reply.header('idempotent-replayed', 'true');
       return value;

@@ -1,5 +1,6 @@
 // The rules of the Users API: input to rows (merge patch), rows to the User shape, paging, tokens.
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
+import type { Planned } from '../db/prepared.js';
 import type { UserTokens } from '../tokens/tokens.js';
 import type { CursorCodec, CursorState } from './users.cursor.js';
 import { timestampNow } from '../clock.js';
@@ -209,10 +210,10 @@ export class UsersService {
     private readonly cursors: CursorCodec,
   ) {}
 
-  async create(clientId: string, input: UserInput): Promise<{ user_token: string; id: string }> {
+  /** A create, planned: its answer and its write, for the caller to commit (with an idempotency record, say). */
+  async planCreate(clientId: string, input: UserInput): Promise<Planned<{ user_token: string; id: string }>> {
     const row = newUserRow(clientId, input);
-    await this.repo.insertUser(row);
-    return { user_token: await this.tokens.mint(clientId, row.id), id: row.id };
+    return { value: { user_token: await this.tokens.mint(clientId, row.id), id: row.id }, writes: [this.repo.bindInsert(row)] };
   }
 
   async get(clientId: string, rawId: string): Promise<VersionedUser> {
@@ -253,12 +254,13 @@ export class UsersService {
     }
   }
 
-  async mintToken(clientId: string, rawId: string): Promise<string> {
+  /** A token for an existing user: nothing to write, but planned like a create so that it can be idempotent. */
+  async planToken(clientId: string, rawId: string): Promise<Planned<{ user_token: string }>> {
     const id = canonicalUserId(rawId);
     if (id === undefined || !(await this.repo.userExists(clientId, id))) {
       throw errors.validation({ user: [`Invalid pk "${rawId}" - object does not exist.`] });
     }
-    return this.tokens.mint(clientId, id);
+    return { value: { user_token: await this.tokens.mint(clientId, id) }, writes: [] };
   }
 
   /** Whether a user token is valid now: signed here, unexpired, and its user still exists. */
