@@ -91,7 +91,31 @@ for (const store of STORES) {
       for (const user of second.json.results) assert.equal(user.external_id, 'group-a');
       const repeated = await api.request({ method: 'GET', url: `${follow(first.json.next)}&limit=2&external_id=group-a` });
       assert.equal(repeated.status, 200);
-      assert.deepEqual(repeated.json, second.json);
+      assert.deepEqual(repeated.json.results, second.json.results);
+      // Each link carries a freshly sealed cursor; both lead to the same pages.
+      for (const link of ['next', 'previous'] as const) {
+        const [fromRepeated, fromSecond] = await Promise.all(
+          [repeated, second].map((page) => api.request({ method: 'GET', url: follow(page.json[link]) })),
+        );
+        assert.deepEqual(fromRepeated?.json.results, fromSecond?.json.results, link);
+      }
+    });
+
+    it('seals the cursor: its bytes show neither the filter, the position nor the JSON keys', async () => {
+      const first = await list('?external_id=group-a&limit=2');
+      const second = await api.request({ method: 'GET', url: follow(first.json.next) });
+      const position = first.json.results[1].id;
+      for (const link of [first.json.next, second.json.previous]) {
+        const cursor = new URL(link).searchParams.get('cursor') ?? '';
+        const bytes = Buffer.from(cursor, 'base64url').toString('latin1');
+        for (const needle of ['group-a', position, position.replaceAll('-', ''), '"d"', '"k"', '"l"', '"e"', '{"']) {
+          assert.equal(bytes.includes(needle), false, `${JSON.stringify(needle)} can be read in the cursor ${cursor}`);
+          assert.equal(cursor.includes(needle), false, `${JSON.stringify(needle)} appears in the cursor ${cursor}`);
+        }
+      }
+      // A random IV per cursor: the same position sealed twice gives unrelated cursors.
+      const again = await list('?external_id=group-a&limit=2');
+      assert.notEqual(new URL(again.json.next).search, new URL(first.json.next).search);
     });
 
     it('walks back with previous links; previous is null on the first page and next on the last', async () => {
@@ -115,14 +139,44 @@ for (const store of STORES) {
     });
 
     it('rejects a tampered or made-up cursor with 400 "Invalid cursor"', async () => {
-      const first = await list('?limit=2');
+      const first = await list('?external_id=group-a&limit=2');
       const cursor = new URL(first.json.next).searchParams.get('cursor') ?? '';
-      const [payload, tag] = cursor.split('.');
-      const forged = Buffer.from(JSON.stringify({ d: 'n', k: '0', l: 200 })).toString('base64url');
-      for (const bad of ['garbage', '', `${forged}.${tag}`, `${payload}.${tag}x`, `${payload}`, `${cursor}.x`, '%%%']) {
-        const res = await list(`?cursor=${encodeURIComponent(bad)}`);
-        assert.equal(res.status, 400, bad);
-        assert.deepEqual(res.json, { detail: 'Invalid cursor' });
+      assert.equal((await list(`?cursor=${cursor}`)).status, 200);
+      const bytes = Buffer.from(cursor, 'base64url');
+      assert.equal(bytes.toString('base64url'), cursor, 'a cursor is canonical base64url');
+      const encode = (b: Buffer) => b.toString('base64url');
+      // Every bit of the sealed bytes, flipped on its own: version, IV, ciphertext and tag alike.
+      const flipped = Array.from({ length: bytes.length * 8 }, (_, bit) => {
+        const copy = Buffer.from(bytes);
+        copy[bit >> 3] = (copy[bit >> 3] ?? 0) ^ (1 << (bit & 7));
+        return encode(copy);
+      });
+      // The last character with each other value: those that change no byte (unused low bits) are not canonical.
+      const lastChar = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_']
+        .filter((c) => c !== cursor.at(-1))
+        .map((c) => cursor.slice(0, -1) + c);
+      const forged = encode(Buffer.from(JSON.stringify({ d: 'n', k: '0', l: 200 })));
+      const bad = [
+        'garbage',
+        '',
+        forged,
+        `${forged}.${cursor}`,
+        `${cursor}.x`,
+        `${cursor}=`,
+        `${cursor}A`,
+        cursor.slice(1),
+        cursor.slice(0, -1),
+        encode(bytes.subarray(0, -1)),
+        encode(bytes.subarray(0, 29)),
+        encode(Buffer.concat([bytes, Buffer.alloc(1)])),
+        '%%%',
+        ...flipped,
+        ...lastChar,
+      ];
+      for (const tampered of bad) {
+        const res = await list(`?cursor=${encodeURIComponent(tampered)}`);
+        assert.equal(res.status, 400, tampered);
+        assert.deepEqual(res.json, { detail: 'Invalid cursor' }, tampered);
       }
     });
 

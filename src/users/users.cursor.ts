@@ -1,5 +1,5 @@
-// Opaque, tamper-proof paging cursors: the position, direction, limit and filter of a walk, sealed by HMAC.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+// Opaque paging cursors: the position, direction, limit and filter of a walk, sealed (AES-256-GCM) to one client.
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { errors } from '../errors.js';
 
 export interface CursorState {
@@ -20,29 +20,47 @@ interface Sealed {
   e?: string;
 }
 
-export class CursorCodec {
-  constructor(private readonly key: Buffer) {}
+/** A cursor is base64url of VERSION ‖ IV ‖ ciphertext ‖ tag; the version and the client id are associated data. */
+const VERSION = 1;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const CIPHER = 'aes-256-gcm';
 
-  private mac(clientId: string, payload: string): Buffer {
-    return createHmac('sha256', this.key).update(clientId).update('\n').update(payload).digest().subarray(0, 16);
+export class CursorCodec {
+  constructor(private readonly key: Buffer) {
+    if (key.length !== 32) throw new Error('a cursor key is 32 bytes');
   }
 
   encode(clientId: string, state: CursorState): string {
     const sealed: Sealed = { d: state.direction === 'next' ? 'n' : 'p', k: state.key, l: state.limit };
     if (state.inclusive) sealed.i = 1;
     if (state.externalId !== undefined) sealed.e = state.externalId;
-    const payload = Buffer.from(JSON.stringify(sealed)).toString('base64url');
-    return `${payload}.${this.mac(clientId, payload).toString('base64url')}`;
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv(CIPHER, this.key, iv, { authTagLength: TAG_BYTES }).setAAD(associatedData(clientId));
+    const ciphertext = Buffer.concat([cipher.update(JSON.stringify(sealed), 'utf8'), cipher.final()]);
+    return Buffer.concat([Buffer.of(VERSION), iv, ciphertext, cipher.getAuthTag()]).toString('base64url');
   }
 
   /** Throws "Invalid cursor" for anything this service (for this client) did not issue. */
   decode(clientId: string, cursor: string): CursorState {
-    const [payload, tag, extra] = cursor.split('.');
-    if (!payload || !tag || extra !== undefined) throw errors.invalidCursor();
-    const given = Buffer.from(tag, 'base64url');
-    const expected = this.mac(clientId, payload);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw errors.invalidCursor();
-    const sealed = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as Sealed;
+    const bytes = Buffer.from(cursor, 'base64url');
+    // Node's decoder skips stray characters and unused bits: only the one canonical spelling is a cursor.
+    if (bytes.toString('base64url') !== cursor || bytes.length <= 1 + IV_BYTES + TAG_BYTES || bytes[0] !== VERSION) {
+      throw errors.invalidCursor();
+    }
+    const iv = bytes.subarray(1, 1 + IV_BYTES);
+    const tag = bytes.subarray(bytes.length - TAG_BYTES);
+    let sealed: Sealed;
+    try {
+      // authTagLength makes Node refuse a shorter tag, which it would otherwise accept.
+      const decipher = createDecipheriv(CIPHER, this.key, iv, { authTagLength: TAG_BYTES })
+        .setAAD(associatedData(clientId))
+        .setAuthTag(tag);
+      const plaintext = Buffer.concat([decipher.update(bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]);
+      sealed = JSON.parse(plaintext.toString('utf8')) as Sealed;
+    } catch {
+      throw errors.invalidCursor();
+    }
     return {
       direction: sealed.d === 'n' ? 'next' : 'previous',
       key: sealed.k,
@@ -51,4 +69,9 @@ export class CursorCodec {
       externalId: sealed.e,
     };
   }
+}
+
+/** Binds a cursor to its format version and to the client it was issued to. */
+function associatedData(clientId: string): Buffer {
+  return Buffer.concat([Buffer.of(VERSION), Buffer.from(clientId, 'utf8')]);
 }
