@@ -115,9 +115,11 @@ pii
   )
   .option('--batch <n>', 'rows per batch', (v) => Number.parseInt(v, 10), 500)
   .action(async (options: { batch: number }) => {
-    const cipher = new PiiCipher(resolveSecrets(config()).piiKeys);
-    const total = await withDb((db) => rotatePii(db, cipher, options.batch));
-    out(`re-encrypted ${total} users under key ${cipher.primaryKeyId}`);
+    const rotated = await withDb(async (db) => {
+      const cipher = new PiiCipher(resolveSecrets(config(), db).piiKeys);
+      return { total: await rotatePii(db, cipher, options.batch), keyId: cipher.primaryKeyId };
+    });
+    out(`re-encrypted ${rotated.total} users under key ${rotated.keyId}`);
   });
 
 program
@@ -141,7 +143,7 @@ program
     };
     const progress = await withDb(async (db) => {
       if (!(await clientExists(db, options.client))) throw new KeyError(`No client with id ${options.client}`);
-      const repo = new UsersRepository(db, new PiiCipher(resolveSecrets(config()).piiKeys));
+      const repo = new UsersRepository(db, new PiiCipher(resolveSecrets(config(), db).piiKeys));
       return importUsers(repo, stream, {
         clientId: options.client,
         onProgress: (p) => report(p),

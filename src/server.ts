@@ -8,7 +8,7 @@ import { countActiveApiKeys, createApiKey } from './keys/keys.service.js';
 import { describeInstance, InstanceHeartbeat, liveInstances, type LiveInstance } from './instances.js';
 import { createLogger } from './logger.js';
 import type { Logger } from 'pino';
-import { resolveSecrets } from './secrets.js';
+import { resolveSecrets, type Secrets } from './secrets.js';
 
 /** On an empty store, a key so that a newcomer's first request works; printed once, never logged. */
 async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void> {
@@ -46,8 +46,17 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel);
   if (config.database.kind === 'postgres') resolveSecrets(config); // fail fast, before connecting
   const db = await connectDatabase(config.database);
-  const secrets = resolveSecrets(config);
-  if (config.migrateOnStart) await migrateToLatest(db);
+  let secrets: Secrets;
+  try {
+    if (config.migrateOnStart) await migrateToLatest(db);
+    secrets = resolveSecrets(config, db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  if (secrets.userTokenSecretReplaced) {
+    logger.warn('user-token.secret was missing and a new one was generated: user tokens and cursors issued before are no longer valid');
+  }
   const app = await buildApp(config, { db, secrets, logger });
   const heartbeat = await InstanceHeartbeat.start(db, secrets.piiKeys.map((key) => key.id), logger);
   app.addHook('onClose', async () => {
