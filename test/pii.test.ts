@@ -8,7 +8,7 @@ import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
 import { migrateToLatest } from '../src/db/migrations.js';
 import { createApiKey } from '../src/keys/keys.service.js';
-import { newPiiKeyEntry, parsePiiKeys, PiiCipher } from '../src/pii/pii.cipher.js';
+import { newPiiKeyEntry, parsePiiKeys, PiiCipher, PiiCorruptError } from '../src/pii/pii.cipher.js';
 import { resolveSecrets } from '../src/secrets.js';
 import { UsersRepository } from '../src/users/users.repository.js';
 import { basicAuth, createTestApi, createUser, STORES, TEST_PII_KEYS, type TestApi } from './helpers/app.js';
@@ -37,6 +37,15 @@ describe('PII cipher', () => {
     body[0] = (body[0] ?? 0) ^ 1;
     parts[3] = body.toString('base64url');
     assert.throws(() => cipher.decrypt(parts.join('.'), 'c/u1/ssn'));
+  });
+
+  it('refuses a ciphertext whose tag was cut short (GCM would accept 4 bytes), or that is not one at all', () => {
+    const parts = cipher.encrypt(PLANTED_SSN, 'ctx').split('.');
+    for (const bytes of [4, 8, 12, 15]) {
+      const cut = [...parts.slice(0, 4), Buffer.from(parts[4] ?? '', 'base64url').subarray(0, bytes).toString('base64url')].join('.');
+      assert.throws(() => cipher.decrypt(cut, 'ctx'), PiiCorruptError, `a ${bytes}-byte tag`);
+    }
+    for (const garbage of ['', 'v1', 'v2.test2.a.b.c', 'v1.test2.a.b']) assert.throws(() => cipher.decrypt(garbage, 'ctx'), PiiCorruptError);
   });
 
   it('decrypts with any listed key, encrypts with the first, and reports stale ciphertexts', () => {
@@ -120,7 +129,8 @@ describe('a planted SSN appears nowhere in the SQLite files in clear (sqlite)', 
   it('database, WAL and key files hold no clear SSN after creates, updates and checkpoints', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'users-api-pii-'));
     try {
-      const config = loadConfig({ DATABASE_URL: join(dir, 'users.db') });
+      // Load shedding would answer 503 on a busy machine; it has its own tests.
+      const config = loadConfig({ DATABASE_URL: join(dir, 'users.db'), MAX_EVENT_LOOP_DELAY_MS: '0' });
       const db = openDatabase(config.database);
       await migrateToLatest(db);
       const app = await buildApp(config, { db, secrets: resolveSecrets(config) });

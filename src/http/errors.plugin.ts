@@ -1,7 +1,7 @@
 // Turns every failure into a DRF-shaped body: typed ApiErrors as they are, framework errors mapped, the rest a bare 500.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, errors } from '../errors.js';
-import { PiiKeyMissingError } from '../pii/pii.cipher.js';
+import { PiiCorruptError, PiiKeyMissingError } from '../pii/pii.cipher.js';
 
 const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
@@ -28,6 +28,11 @@ export function registerErrorHandling(app: FastifyInstance, bodyLimit: number): 
       // Another instance, or a rotation, wrote under a key this one lacks: a configuration gap, not a crash.
       request.log.error({ piiKeyId: error.keyId }, error.message);
       return send(reply, errors.unavailable());
+    }
+    if (error instanceof PiiCorruptError) {
+      // Damaged data at rest: one line naming the record by id (never its content), and a plain 500.
+      request.log.error({ record: error.record }, error.message);
+      return send(reply, errors.internal());
     }
     const apiError = toApiError(error, request, bodyLimit);
     if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');

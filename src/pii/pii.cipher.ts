@@ -15,7 +15,15 @@ export class PiiKeyMissingError extends PiiKeyError {
   }
 }
 
+/** A stored ciphertext that does not decrypt under its own key: damaged, truncated or moved. */
+export class PiiCorruptError extends Error {
+  constructor(readonly record = '') {
+    super(`cannot decrypt personal data${record ? ` of ${record}` : ''}: the ciphertext is damaged`);
+  }
+}
+
 const FORMAT = 'v1';
+const TAG_BYTES = 16;
 
 /** Parses PII_KEYS: `KEY_ID:BASE64_OF_32_BYTES[,KEY_ID:...]`; the first encrypts, the rest only decrypt. */
 export function parsePiiKeys(text: string, source = 'PII_KEYS'): PiiKey[] {
@@ -79,14 +87,21 @@ export class PiiCipher {
   decrypt(ciphertext: string, context: string): string {
     const [format, keyId, iv, body, tag] = ciphertext.split('.');
     if (format !== FORMAT || keyId === undefined || iv === undefined || body === undefined || tag === undefined) {
-      throw new PiiKeyError('cannot decrypt: unknown ciphertext format');
+      throw new PiiCorruptError();
     }
     const key = this.byId.get(keyId);
     if (!key) throw new PiiKeyMissingError(keyId);
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
-      .setAAD(Buffer.from(context))
-      .setAuthTag(Buffer.from(tag, 'base64url'));
-    return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    const tagBytes = Buffer.from(tag, 'base64url');
+    // GCM accepts tags cut as short as 4 bytes unless told otherwise: a forged short tag is far easier to hit.
+    if (tagBytes.length !== TAG_BYTES) throw new PiiCorruptError();
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: TAG_BYTES })
+        .setAAD(Buffer.from(context))
+        .setAuthTag(tagBytes);
+      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+    } catch {
+      throw new PiiCorruptError();
+    }
   }
 
   /** Whether a ciphertext was made with a key other than the one that encrypts now. */

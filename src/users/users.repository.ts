@@ -1,7 +1,7 @@
 // Users' persistence: SQL scoped by client_id (which leads every index), and encryption of personal data at rest.
 import type { Db, UsersTable } from '../db/database.js';
 import type { Compilable } from 'kysely';
-import type { PiiCipher } from '../pii/pii.cipher.js';
+import { PiiCorruptError, type PiiCipher } from '../pii/pii.cipher.js';
 import { prepare, type BoundWrite, type PreparedQuery } from '../db/prepared.js';
 
 /** A user as the service sees it: personal data in clear. */
@@ -106,8 +106,7 @@ export class UsersRepository {
 
   /** Written out field by field (unlike seal, on the write path): object rest and spread are a measurable share of a read. */
   private open(stored: UsersTable): UserRow {
-    const fields =
-      stored.pii === null ? NO_PII : (JSON.parse(this.pii.decrypt(stored.pii, UsersRepository.context(stored))) as SealedFields);
+    const fields = stored.pii === null ? NO_PII : this.unseal(stored);
     return {
       client_id: stored.client_id,
       id: stored.id,
@@ -134,6 +133,16 @@ export class UsersRepository {
       items_connected: stored.items_connected,
       employers_connected: stored.employers_connected,
     };
+  }
+
+  private unseal(stored: UsersTable): SealedFields {
+    try {
+      return JSON.parse(this.pii.decrypt(stored.pii!, UsersRepository.context(stored))) as SealedFields;
+    } catch (error) {
+      // Name the row (ids only) for the operator; the request fails rather than show the user without its data.
+      if (error instanceof PiiCorruptError || error instanceof SyntaxError) throw new PiiCorruptError(`user ${stored.id}`);
+      throw error;
+    }
   }
 
   /** The query for one shape of position; its arguments are the position's values and the limit. */

@@ -1,4 +1,5 @@
-// pii rotate never leaves a live instance with rows it cannot read; an instance short of a key answers 503, not 500.
+// Personal data that cannot be read: pii rotate never leaves a live instance with rows it cannot read; an instance
+// short of a key answers 503; a damaged ciphertext fails its request with a plain 500 naming the row only in the log.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +12,7 @@ import { isoMicros, nowMicros } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
 import { createApiKey } from '../src/keys/keys.service.js';
 import { resolveSecrets } from '../src/secrets.js';
-import { basicAuth, createTestApi, createUser, openStore, snapshotUsers, STORES, TEST_SECRET, type TestApi } from './helpers/app.js';
+import { basicAuth, createTestApi, createUser, openStore, snapshotUsers, STORES, TEST_PII_KEYS, TEST_SECRET, type TestApi } from './helpers/app.js';
 import { assertOneLineError, cleanUpProcesses, cli, sqliteStoreWithKey, startServer, stopServer } from './helpers/process.js';
 
 const OLD = `old1:${Buffer.alloc(32, 11).toString('base64')}`;
@@ -102,6 +103,45 @@ for (const store of STORES) {
       } finally {
         await reader.close();
         await writer.close();
+      }
+    });
+  });
+
+  describe(`a damaged ciphertext fails its request, names the row once in the log, and harms no other row (${store})`, () => {
+    it('GET and a page holding it: 500 in DRF words, one error line with the user id, no stack; other users read fine', async () => {
+      const api = await createTestApi(store);
+      const { lines, sink } = lineSink();
+      const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS: TEST_PII_KEYS, RATE_LIMIT_MAX: '0', MAX_EVENT_LOOP_DELAY_MS: '0' });
+      const app = await buildApp(config, { db: api.db, secrets: resolveSecrets(config), logger: createLogger('info', sink) });
+      try {
+        const healthy = await createUser(api, { ssn: SSN, external_id: 'healthy' });
+        const damaged = await createUser(api, { ssn: SSN, external_id: 'damaged' });
+        const row = await api.db.selectFrom('users').select('pii').where('id', '=', damaged).executeTakeFirstOrThrow();
+        const parts = String(row.pii).split('.');
+        const body = Buffer.from(parts[3]!, 'base64url');
+        body[0] = body[0]! ^ 0x01;
+        parts[3] = body.toString('base64url');
+        await api.db.updateTable('users').set({ pii: parts.join('.') }).where('id', '=', damaged).execute();
+
+        const headers = { authorization: basicAuth(api.tenant) };
+        for (const url of [`/v2/users/${damaged}`, '/v2/users?limit=10']) {
+          lines.length = 0;
+          const res = await app.inject({ method: 'GET', url, headers });
+          assert.equal(res.statusCode, 500, res.body);
+          assert.deepEqual(res.json(), { detail: 'A server error occurred.' });
+          const errors = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level >= 50);
+          assert.equal(errors.length, 1, lines.join(''));
+          assert.equal(errors[0].record, `user ${damaged}`);
+          assert.equal(errors[0].err, undefined, 'no error object, so no stack');
+          assert.doesNotMatch(lines.join(''), /\n\s+at |123-45-6789/);
+        }
+        const other = await app.inject({ method: 'GET', url: `/v2/users/${healthy}`, headers });
+        assert.equal(other.statusCode, 200);
+        assert.equal(other.json().ssn, SSN);
+        assert.equal((await app.inject({ method: 'GET', url: '/v2/users?external_id=healthy', headers })).statusCode, 200);
+      } finally {
+        await app.close();
+        await api.close();
       }
     });
   });
