@@ -68,7 +68,11 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   // Before listening: a signal that arrives as soon as the port is open still shuts down gracefully.
   let closing = false;
   const shutdown = (signal: string) => {
-    if (closing) return;
+    // Further signals (an impatient operator, an orchestrator repeating itself) wait for the same deadline.
+    if (closing) {
+      logger.info({ signal }, 'already shutting down: in-flight requests finish within SHUTDOWN_TIMEOUT_MS');
+      return;
+    }
     closing = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
     setTimeout(() => {
@@ -83,8 +87,8 @@ export async function serve(config: Config): Promise<FastifyInstance> {
       },
     );
   };
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

@@ -92,7 +92,12 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * Sends the headers and half the body of a POST /v2/users, SIGTERMs the server, checks that a new connection is
  * refused (or answered 503) while the request is still open, then sends the rest and returns the answer.
  */
-async function inFlightThroughShutdown(server: ServerProcess, key: IssuedKey): Promise<{ raw: Awaited<ReturnType<typeof openSocket>>; response: RawResponse }> {
+async function inFlightThroughShutdown(
+  server: ServerProcess,
+  key: IssuedKey,
+  /** Sent once shutdown has begun, as an impatient operator or orchestrator would. */
+  moreSignals: NodeJS.Signals[] = [],
+): Promise<{ raw: Awaited<ReturnType<typeof openSocket>>; response: RawResponse }> {
   const body = JSON.stringify({ external_id: 'in-flight', first_name: 'Grace', last_name: 'Hopper' });
   const half = Math.floor(body.length / 2);
   const raw = await openSocket(server.port);
@@ -112,6 +117,7 @@ async function inFlightThroughShutdown(server: ServerProcess, key: IssuedKey): P
 
   server.child.kill('SIGTERM');
   await waitFor(() => /shutting down/.test(server.stdout()), 10_000, () => server.stdout(), server.child);
+  for (const signal of moreSignals) server.child.kill(signal);
   await sleep(300);
   assert.equal(server.child.exitCode, null, 'the server waits for the in-flight request');
 
@@ -234,6 +240,24 @@ describe('graceful shutdown of a server process (SQLite)', () => {
       } finally {
         const exit = await stopServer(again);
         assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${again.stderr()}`);
+      }
+    },
+  );
+
+  it(
+    'further SIGTERM and SIGINT during shutdown do not cut the in-flight request short: it gets its 200, exit 0',
+    { timeout: SERVE_TIMEOUT_MS + STOP_TIMEOUT_MS * 2 },
+    async () => {
+      const { path, key } = await sqliteStoreWithKey('ops');
+      const server = await startServer({ DATABASE_URL: path });
+      try {
+        const { raw, response } = await inFlightThroughShutdown(server, key, ['SIGTERM', 'SIGINT', 'SIGTERM']);
+        assert.equal(response.status, 200, `in-flight request: ${raw.received()}`);
+        raw.socket.end();
+        assert.deepEqual(await exitOf(server), { code: 0, signal: null }, `stdout: ${server.stdout()}`);
+        assert.match(server.stdout(), /"signal":"SIGINT".*already shutting down/);
+      } finally {
+        if (server.child.exitCode === null) await stopServer(server).catch(() => undefined);
       }
     },
   );
