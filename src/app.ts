@@ -18,7 +18,7 @@ import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { tokensRoutes } from './tokens/tokens.routes.js';
 import { UserTokens } from './tokens/tokens.js';
-import { CursorCodec } from './users/users.cursor.js';
+import { CursorCodec } from './paging/cursor.js';
 import { usersRoutes } from './users/users.routes.js';
 import { USER_FORMATS, UserSchema } from './users/users.schemas.js';
 import { UsersService } from './users/users.service.js';

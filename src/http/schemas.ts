@@ -47,7 +47,7 @@ export const IdempotencyHeadersSchema = Type.Object({
       maxLength: 255,
       description:
         'Makes a retry return the first response (kept 24 hours) instead of acting again. ' +
-        'Reusing a key with a different body is 422; while the first request runs, a retry waits for it.',
+        'Reusing a key with a different body is 422. Two overlapping requests with one key act once: the second answers with the first one\'s response.',
     }),
   ),
 });

@@ -1,8 +1,8 @@
 // Users' persistence: SQL scoped by client_id (which leads every index), and encryption of personal data at rest.
 import type { Db, UsersTable } from '../db/database.js';
-import type { Compilable } from 'kysely';
 import { PiiCorruptError, type PiiCipher } from '../pii/pii.cipher.js';
-import { prepare, type BoundWrite, type PreparedQuery } from '../db/prepared.js';
+import { prepare, type BoundWrite } from '../db/prepared.js';
+import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
 
 /** A user as the service sees it: personal data in clear. */
 export interface UserRow extends Omit<UsersTable, 'pii'> {
@@ -12,22 +12,11 @@ export interface UserRow extends Omit<UsersTable, 'pii'> {
   birth_day: number | null;
 }
 
-export interface PagePosition {
-  clientId: string;
-  externalId: string | undefined;
-  /** 'next' walks ids upwards from key, 'previous' downwards; no key means from the start. */
-  direction: 'next' | 'previous';
-  key: string | undefined;
-  inclusive: boolean;
-}
-
 /** What the `pii` column holds, encrypted. */
 interface SealedFields {
   ssn: string | null;
   birth_date: { year: number | null; month: number | null; day: number | null };
 }
-
-type PageQuery = PreparedQuery<{ clientId: string; externalId: string; key: string; limit: number }, UsersTable>;
 
 /** Every column of the users table, once (the compiler checks the list is complete). */
 const COLUMN_SET: Record<keyof UsersTable, true> = {
@@ -66,8 +55,8 @@ export class UsersRepository {
   private readonly update;
   private readonly remove;
   private readonly removeVersion;
-  /** The paging queries, one per shape of position (direction, key, filter), prepared on first use. */
-  private readonly pages = new Map<string, PageQuery>();
+  /** Pages of users in id order, filtered by external_id, decrypted. */
+  readonly pages: KeysetSource<UserRow>;
 
   constructor(
     private readonly db: Db,
@@ -90,6 +79,11 @@ export class UsersRepository {
     const removal = (p: Key) => db.deleteFrom('users').where('client_id', '=', p.clientId).where('id', '=', p.id);
     this.remove = prepare(db, removal);
     this.removeVersion = prepare(db, (p: Key & { version: number }) => removal(p).where('version', '=', p.version));
+    const pages = new KeysetQueries(db, 'users', { external_id: 'external_id' });
+    this.pages = {
+      page: async (position, limit) => (await pages.page(position, limit)).map((row) => this.open(row)),
+      hasBeyond: (position) => pages.hasBeyond(position),
+    };
   }
 
   /** Associated data of a ciphertext: it decrypts only in its own tenant and user row. */
@@ -145,38 +139,6 @@ export class UsersRepository {
     }
   }
 
-  /** The query for one shape of position; its arguments are the position's values and the limit. */
-  private pageQuery(position: PagePosition, columns: 'all' | 'id'): PageQuery {
-    const op =
-      position.key === undefined
-        ? undefined
-        : position.direction === 'next'
-          ? position.inclusive
-            ? '>='
-            : '>'
-          : position.inclusive
-            ? '<='
-            : '<';
-    const filtered = position.externalId !== undefined;
-    const shape = `${columns} ${position.direction} ${op ?? 'start'} ${filtered}`;
-    let query = this.pages.get(shape);
-    if (query === undefined) {
-      query = prepare(this.db, (p) => {
-        let q = this.db.selectFrom('users').where('client_id', '=', p.clientId);
-        if (filtered) q = q.where('external_id', '=', p.externalId);
-        if (op !== undefined) q = q.where('id', op, p.key);
-        q = q.orderBy('id', position.direction === 'next' ? 'asc' : 'desc').limit(p.limit);
-        return columns === 'all' ? q.selectAll() : (q.select('id') as unknown as typeof q & Compilable<UsersTable>);
-      }) as PageQuery;
-      this.pages.set(shape, query);
-    }
-    return query;
-  }
-
-  private static pageArgs(position: PagePosition, limit: number) {
-    return { clientId: position.clientId, externalId: position.externalId ?? '', key: position.key ?? '', limit };
-  }
-
   /** The insert of a new user, to run with other writes in one transaction (see runTogether). */
   bindInsert(row: UserRow): BoundWrite {
     return this.insert.bind(this.seal(row));
@@ -205,17 +167,6 @@ export class UsersRepository {
 
   async userExists(clientId: string, id: string): Promise<boolean> {
     return (await this.existsById.first({ clientId, id })) !== undefined;
-  }
-
-  /** Up to `limit` users from `position`, in walk order (descending for 'previous'). */
-  async listUsersPage(position: PagePosition, limit: number): Promise<UserRow[]> {
-    const rows = await this.pageQuery(position, 'all').all(UsersRepository.pageArgs(position, limit));
-    return rows.map((row) => this.open(row));
-  }
-
-  /** Whether any user lies beyond `position` in its direction. */
-  async hasUsersBeyond(position: PagePosition): Promise<boolean> {
-    return (await this.pageQuery(position, 'id').first(UsersRepository.pageArgs(position, 1))) !== undefined;
   }
 
   /** Compare-and-set: writes `row` only if the stored version is still `expectedVersion`. */

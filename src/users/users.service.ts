@@ -2,15 +2,14 @@
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
 import type { Planned } from '../db/prepared.js';
 import type { UserTokens } from '../tokens/tokens.js';
-import type { CursorCodec, CursorState } from './users.cursor.js';
+import type { CursorCodec } from '../paging/cursor.js';
+import { walkPage } from '../paging/keyset.js';
 import { timestampNow } from '../clock.js';
 import { toE164 } from './users.formats.js';
 import { canonicalUserId, newUserId } from './users.ids.js';
-import type { PagePosition, UserRow, UsersRepository } from './users.repository.js';
+import type { UserRow, UsersRepository } from './users.repository.js';
 import { EXTERNAL_METADATA_MAX_BYTES, type User, type UserInput } from './users.schemas.js';
 
-export const DEFAULT_PAGE_SIZE = 10;
-export const MAX_PAGE_SIZE = 200;
 const PATCH_ATTEMPTS = 20;
 
 export interface ListQuery {
@@ -274,51 +273,15 @@ export class UsersService {
   }
 
   async list(clientId: string, query: ListQuery, baseUrl: string): Promise<UserPage> {
-    const state: Omit<CursorState, 'key'> & { key: string | undefined } =
-      query.cursor !== undefined
-        ? this.cursors.decode(clientId, query.cursor)
-        : {
-            direction: 'next',
-            key: undefined,
-            inclusive: false,
-            limit: Math.min(query.limit ?? DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-            externalId: query.external_id,
-          };
-    const position: PagePosition = { clientId, ...state };
-    const rows = await this.repo.listUsersPage(position, state.limit + 1);
-    const more = rows.length > state.limit;
-    const page = rows.slice(0, state.limit);
-    if (state.direction === 'previous') page.reverse();
-
-    const forward = state.direction === 'next';
-    const first = page[0]?.id;
-    const last = page.at(-1)?.id;
-    // Past the end of the walk (empty page): both neighbours hinge on the cursor's own key.
-    const nextFrom: Omit<CursorState, 'limit' | 'externalId'> | undefined =
-      last !== undefined
-        ? { direction: 'next', key: last, inclusive: false }
-        : state.key !== undefined
-          ? { direction: 'next', key: state.key, inclusive: !forward && !state.inclusive }
-          : undefined;
-    const previousFrom: Omit<CursorState, 'limit' | 'externalId'> | undefined =
-      first !== undefined
-        ? { direction: 'previous', key: first, inclusive: false }
-        : state.key !== undefined
-          ? { direction: 'previous', key: state.key, inclusive: forward && !state.inclusive }
-          : undefined;
-
-    const exists = async (from: typeof nextFrom) =>
-      from !== undefined && (await this.repo.hasUsersBeyond({ clientId, externalId: state.externalId, ...from }));
-    const hasNext = forward && page.length > 0 ? more : await exists(nextFrom);
-    const hasPrevious = !forward && page.length > 0 ? more : state.key === undefined ? false : await exists(previousFrom);
-
-    const link = (from: typeof nextFrom) =>
-      `${baseUrl}/v2/users?cursor=${this.cursors.encode(clientId, { ...from!, limit: state.limit, externalId: state.externalId })}`;
-    return {
-      next: hasNext ? link(nextFrom) : null,
-      previous: hasPrevious ? link(previousFrom) : null,
-      results: page.map(userRowToUser),
-    };
+    const { next, previous, rows } = await walkPage(
+      this.repo.pages,
+      this.cursors,
+      clientId,
+      'users',
+      { limit: query.limit, cursor: query.cursor, filters: { external_id: query.external_id } },
+      (cursor) => `${baseUrl}/v2/users?cursor=${cursor}`,
+    );
+    return { next, previous, results: rows.map(userRowToUser) };
   }
 
   private async findRow(clientId: string, rawId: string): Promise<UserRow> {

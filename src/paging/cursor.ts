@@ -1,4 +1,5 @@
-// Opaque paging cursors: the position, direction, limit and filter of a walk, sealed (AES-256-GCM) to one client.
+// Opaque paging cursors: the position, direction, limit and filters of a walk, sealed (AES-256-GCM) to one client
+// and one list (a users cursor is not an accounts cursor).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { errors } from '../errors.js';
 
@@ -9,15 +10,18 @@ export interface CursorState {
   /** For 'previous' only: include `key` itself (used from an empty page past the end). */
   inclusive: boolean;
   limit: number;
-  externalId: string | undefined;
+  /** The list's filters (only those given), e.g. {external_id: "..."}. */
+  filters: Filters;
 }
+
+export type Filters = Readonly<Record<string, string>>;
 
 interface Sealed {
   d: 'n' | 'p';
   k: string;
   i?: 1;
   l: number;
-  e?: string;
+  f?: Filters;
 }
 
 /** A cursor is base64url of VERSION ‖ IV ‖ ciphertext ‖ tag; the version and the client id are associated data. */
@@ -31,18 +35,19 @@ export class CursorCodec {
     if (key.length !== 32) throw new Error('a cursor key is 32 bytes');
   }
 
-  encode(clientId: string, state: CursorState): string {
+  /** `list` names the collection walked (e.g. "users"): a cursor decodes only for the same client and list. */
+  encode(clientId: string, list: string, state: CursorState): string {
     const sealed: Sealed = { d: state.direction === 'next' ? 'n' : 'p', k: state.key, l: state.limit };
     if (state.inclusive) sealed.i = 1;
-    if (state.externalId !== undefined) sealed.e = state.externalId;
+    if (Object.keys(state.filters).length > 0) sealed.f = state.filters;
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv(CIPHER, this.key, iv, { authTagLength: TAG_BYTES }).setAAD(associatedData(clientId));
+    const cipher = createCipheriv(CIPHER, this.key, iv, { authTagLength: TAG_BYTES }).setAAD(associatedData(clientId, list));
     const ciphertext = Buffer.concat([cipher.update(JSON.stringify(sealed), 'utf8'), cipher.final()]);
     return Buffer.concat([Buffer.of(VERSION), iv, ciphertext, cipher.getAuthTag()]).toString('base64url');
   }
 
   /** Throws "Invalid cursor" for anything this service (for this client) did not issue. */
-  decode(clientId: string, cursor: string): CursorState {
+  decode(clientId: string, list: string, cursor: string): CursorState {
     const bytes = Buffer.from(cursor, 'base64url');
     // Node's decoder skips stray characters and unused bits: only the one canonical spelling is a cursor.
     if (bytes.toString('base64url') !== cursor || bytes.length <= 1 + IV_BYTES + TAG_BYTES || bytes[0] !== VERSION) {
@@ -54,7 +59,7 @@ export class CursorCodec {
     try {
       // authTagLength makes Node refuse a shorter tag, which it would otherwise accept.
       const decipher = createDecipheriv(CIPHER, this.key, iv, { authTagLength: TAG_BYTES })
-        .setAAD(associatedData(clientId))
+        .setAAD(associatedData(clientId, list))
         .setAuthTag(tag);
       const plaintext = Buffer.concat([decipher.update(bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]);
       sealed = JSON.parse(plaintext.toString('utf8')) as Sealed;
@@ -66,12 +71,12 @@ export class CursorCodec {
       key: sealed.k,
       inclusive: sealed.i === 1,
       limit: sealed.l,
-      externalId: sealed.e,
+      filters: sealed.f ?? {},
     };
   }
 }
 
-/** Binds a cursor to its format version and to the client it was issued to. */
-function associatedData(clientId: string): Buffer {
-  return Buffer.concat([Buffer.of(VERSION), Buffer.from(clientId, 'utf8')]);
+/** Binds a cursor to its format version, the client it was issued to and the list it walks. */
+function associatedData(clientId: string, list: string): Buffer {
+  return Buffer.concat([Buffer.of(VERSION), Buffer.from(`${clientId}\n${list}`, 'utf8')]);
 }
