@@ -26,6 +26,12 @@ import { PiiCipher } from './pii/pii.cipher.js';
 import { deriveKey, type Secrets } from './secrets.js';
 import { UsersRepository } from './users/users.repository.js';
 import { lazyRequestLogger } from './logger.js';
+import cors from '@fastify/cors';
+import { accountsRoutes } from './accounts/accounts.routes.js';
+import { AccountSchema } from './accounts/accounts.schemas.js';
+import { AccountsService } from './accounts/accounts.service.js';
+import { bearerAuth } from './link/link.auth.js';
+import { linkRoutes } from './link/link.routes.js';
 
 export interface AppDeps {
   db: Db;
@@ -87,7 +93,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     if (closing) reply.header('connection', 'close');
   });
 
-  for (const schema of [UserSchema, DetailErrorSchema, ValidationErrorSchema]) app.addSchema(schema);
+  for (const schema of [UserSchema, AccountSchema, DetailErrorSchema, ValidationErrorSchema]) app.addSchema(schema);
 
   await app.register(swagger, {
     openapi: {
@@ -96,6 +102,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       components: {
         securitySchemes: {
           basicAuth: { type: 'http', scheme: 'basic', description: 'Username = api_key_id, Password = api_key_secret' },
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'A user token (the Link routes only).' },
         },
       },
       security: [{ basicAuth: [] }],
@@ -113,12 +120,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const { userTokenSecret, piiKeys } = deps.secrets;
   const pii = new PiiCipher(piiKeys);
   const idempotency = new Idempotency(deps.db, pii);
-  const users = new UsersService(
-    new UsersRepository(deps.db, pii),
-    // User tokens are signed with the secret exactly as configured, so a client's own service can verify them.
-    new UserTokens(new TextEncoder().encode(userTokenSecret), config.userTokenIssuer),
-    new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor'))),
-  );
+  // User tokens are signed with the secret exactly as configured, so a client's own service can verify them.
+  const tokens = new UserTokens(new TextEncoder().encode(userTokenSecret), config.userTokenIssuer);
+  const cursors = new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor')));
+  const users = new UsersService(new UsersRepository(deps.db, pii), tokens, cursors);
+  const accounts = new AccountsService(deps.db, cursors);
   await app.register(
     async (v2) => {
       v2.addHook('onRequest', basicAuth(new ApiKeyVerifier(deps.db, config.apiKeyCacheMs)));
@@ -126,9 +132,29 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       const addNotAllowed = trackMethodsForNotAllowed(v2);
       await v2.register(usersRoutes, { users, idempotency });
       await v2.register(tokensRoutes, { users, idempotency });
+      await v2.register(accountsRoutes, { accounts });
       addNotAllowed();
     },
     { prefix: '/v2' },
+  );
+  // The Link side: user tokens instead of API keys, and CORS for the client's own pages (never on the API-key routes).
+  await app.register(
+    async (link) => {
+      if (config.linkAllowedOrigins.length > 0) {
+        await link.register(cors, {
+          origin: [...config.linkAllowedOrigins],
+          methods: ['GET', 'POST', 'PATCH'],
+          allowedHeaders: ['authorization', 'content-type', 'idempotency-key'],
+          exposedHeaders: ['idempotent-replayed', 'x-request-id'],
+          maxAge: 600,
+        });
+      }
+      link.addHook('onRequest', bearerAuth(tokens, (clientId, userId) => users.exists(clientId, userId)));
+      const addNotAllowed = trackMethodsForNotAllowed(link);
+      await link.register(linkRoutes, { users, accounts, idempotency });
+      addNotAllowed();
+    },
+    { prefix: '/v2/link' },
   );
   return app;
 }

@@ -34,6 +34,8 @@ export interface Config {
   /** Fastify trustProxy: false, true, a hop count or a list of addresses/CIDRs. */
   readonly trustProxy: boolean | number | string[];
   readonly bodyLimit: number;
+  /** Origins (scheme://host[:port]) whose pages may call the Link routes from a browser (CORS); none by default. */
+  readonly linkAllowedOrigins: readonly string[];
   /** How long a verified API key is remembered: the longest a revocation takes to apply. */
   readonly apiKeyCacheMs: number;
   readonly migrateOnStart: boolean;
@@ -85,6 +87,8 @@ export const ENVIRONMENT_HELP = `Environment:
   TRUST_PROXY          honour X-Forwarded-* from: true, a hop count, or comma-separated
                        addresses/CIDRs (default false)
   BODY_LIMIT           largest accepted request body in bytes (default 262144)
+  LINK_ALLOWED_ORIGINS comma-separated origins (https://app.example.com) whose pages may call
+                       the Link routes (/v2/link/*) from a browser; none by default
   API_KEY_CACHE_MS     how long a verified API key is remembered, i.e. the longest a revocation
                        takes to apply (default 5000; 0 checks the store on every request)
   MIGRATE_ON_START     apply pending migrations when serving (default true)
@@ -157,6 +161,22 @@ function database(env: NodeJS.ProcessEnv, databaseUrl: string): DatabaseConfig {
   };
 }
 
+function origins(raw: string | undefined): string[] {
+  const list = (raw ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const origin of list) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(`LINK_ALLOWED_ORIGINS entries must be origins like https://app.example.com (no path or trailing slash), got "${origin}"`);
+    }
+  }
+  return list;
+}
+
 function limits(env: NodeJS.ProcessEnv): Limits {
   const redisUrl = env.REDIS_URL || undefined;
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
@@ -201,6 +221,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: trustProxy(env.TRUST_PROXY),
     bodyLimit: integer(env, 'BODY_LIMIT', 262_144, 1024, 64 * 1024 * 1024),
     apiKeyCacheMs: integer(env, 'API_KEY_CACHE_MS', 5000, 0, 600_000),
+    linkAllowedOrigins: Object.freeze(origins(env.LINK_ALLOWED_ORIGINS)),
     migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     limits: limits(env),

@@ -17,6 +17,7 @@ export class ApiError extends Error {
 }
 
 const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="api"' };
+const BEARER_CHALLENGE = { 'www-authenticate': 'Bearer realm="link"' };
 
 export const errors = {
   validation: (fields: FieldErrors) => new ApiError(400, fields),
@@ -25,6 +26,10 @@ export const errors = {
   notAuthenticated: () =>
     new ApiError(401, { detail: 'Authentication credentials were not provided.' }, BASIC_CHALLENGE),
   authenticationFailed: (detail = 'Invalid username/password.') => new ApiError(401, { detail }, BASIC_CHALLENGE),
+  /** The Link routes: a user token as `Authorization: Bearer ...`, in DRF's TokenAuthentication words. */
+  bearerNotAuthenticated: () =>
+    new ApiError(401, { detail: 'Authentication credentials were not provided.' }, BEARER_CHALLENGE),
+  bearerFailed: (detail = 'Token is invalid or expired.') => new ApiError(401, { detail }, BEARER_CHALLENGE),
   notFound: () => new ApiError(404, { detail: 'Not found.' }),
   methodNotAllowed: (method: string, allow: string[]) =>
     new ApiError(405, { detail: `Method "${method}" not allowed.` }, { allow: allow.join(', ') }),
@@ -32,6 +37,7 @@ export const errors = {
     new ApiError(415, { detail: `Unsupported media type "${mediaType}" in request.` }),
   payloadTooLarge: (limit: number) =>
     new ApiError(413, { detail: `Request body is too large. The limit is ${limit} bytes.` }),
+  conflict: (detail: string) => new ApiError(409, { detail }),
   preconditionFailed: () =>
     new ApiError(412, { detail: 'Precondition failed: the user has changed since the ETag in If-Match.' }),
   internal: () => new ApiError(500, { detail: 'A server error occurred.' }),

@@ -65,6 +65,28 @@ export interface IdempotencyKeysTable {
   created_at: string;
 }
 
+export type ConnectionStatus = 'connecting' | 'connected' | 'error';
+
+/** A user's payroll connection (see src/accounts). */
+export interface AccountsTable {
+  client_id: string;
+  id: string;
+  user_id: string;
+  item: string;
+  source: string;
+  /** JSON text array of employer names. */
+  employers: string;
+  created_at: string;
+  updated_at: string;
+  scanned_at: string | null;
+  status: ConnectionStatus;
+  error_code: string | null;
+  error_message: string | null;
+  connection_updated_at: string;
+  connected_at: string | null;
+  version: number;
+}
+
 /** One serving instance, kept alive by its heartbeat (see src/instances.ts). */
 export interface InstancesTable {
   id: string;
@@ -82,6 +104,7 @@ export interface Database {
   clients: ClientsTable;
   api_keys: ApiKeysTable;
   users: UsersTable;
+  accounts: AccountsTable;
   idempotency_keys: IdempotencyKeysTable;
 }
 

@@ -10,9 +10,12 @@ export interface Step {
 interface Write {
   /** Several steps run all or none (a user with its idempotency record, a bulk-import batch). */
   steps: readonly Step[];
-  resolve: (changes: number) => void;
+  /** With the rows each step changed. */
+  resolve: (changes: number[]) => void;
   reject: (error: unknown) => void;
 }
+
+const sum = (changes: number[]) => changes.reduce((a, b) => a + b, 0);
 
 /**
  * With synchronous=FULL every COMMIT waits for the disk, so one transaction per write caps writes at
@@ -27,17 +30,17 @@ export class GroupCommit {
   constructor(private readonly connection: SQLite.Database) {}
 
   /** Runs a write statement in the next group; resolves with the number of rows it changed. */
-  run(statement: SQLite.Statement, parameters: readonly unknown[]): Promise<number> {
-    return this.runSteps([{ statement, parameters }]);
+  async run(statement: SQLite.Statement, parameters: readonly unknown[]): Promise<number> {
+    return sum(await this.runSteps([{ statement, parameters }]));
   }
 
   /** Runs a write statement once per parameter list, all in the next group, all or none. */
-  runAll(statement: SQLite.Statement, runs: ReadonlyArray<readonly unknown[]>): Promise<number> {
-    return this.runSteps(runs.map((parameters) => ({ statement, parameters })));
+  async runAll(statement: SQLite.Statement, runs: ReadonlyArray<readonly unknown[]>): Promise<number> {
+    return sum(await this.runSteps(runs.map((parameters) => ({ statement, parameters }))));
   }
 
-  /** Runs the steps in order in the next group, all or none; resolves with the rows they changed together. */
-  runSteps(steps: readonly Step[]): Promise<number> {
+  /** Runs the steps in order in the next group, all or none; resolves with the rows each changed. */
+  runSteps(steps: readonly Step[]): Promise<number[]> {
     return new Promise((resolve, reject) => {
       if (this.pending.push({ steps, resolve, reject }) === 1) setImmediate(this.flushSoon);
     });
@@ -54,7 +57,7 @@ export class GroupCommit {
     const group = this.pending;
     this.pending = [];
     if (group.length === 0) return;
-    const changes: number[] = [];
+    const changes: number[][] = [];
     const failures = new Map<Write, unknown>();
     try {
       this.connection.exec('BEGIN IMMEDIATE');
@@ -65,7 +68,7 @@ export class GroupCommit {
           // A constraint failure undoes this statement only; an I/O error ends the whole transaction.
           if (!this.connection.inTransaction) throw error;
           failures.set(write, error);
-          changes.push(0);
+          changes.push([]);
         }
       }
       this.connection.exec('COMMIT');
@@ -74,16 +77,15 @@ export class GroupCommit {
       for (const write of group) write.reject(error);
       return;
     }
-    group.forEach((write, i) => (failures.has(write) ? write.reject(failures.get(write)) : write.resolve(changes[i] ?? 0)));
+    group.forEach((write, i) => (failures.has(write) ? write.reject(failures.get(write)) : write.resolve(changes[i] ?? [])));
   }
 
   /** One write inside the group's transaction: a failing statement undoes itself, a failing batch its savepoint. */
-  private execute({ steps }: Write): number {
-    if (steps.length === 1) return steps[0]!.statement.run(...steps[0]!.parameters).changes;
+  private execute({ steps }: Write): number[] {
+    if (steps.length === 1) return [steps[0]!.statement.run(...steps[0]!.parameters).changes];
     this.connection.exec('SAVEPOINT batch');
     try {
-      let changes = 0;
-      for (const { statement, parameters } of steps) changes += statement.run(...parameters).changes;
+      const changes = steps.map(({ statement, parameters }) => statement.run(...parameters).changes);
       this.connection.exec('RELEASE batch');
       return changes;
     } catch (error) {

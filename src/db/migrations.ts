@@ -93,6 +93,39 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_accounts': {
+    // A user's payroll connections. Deleting the user deletes them in the same statement (ON DELETE CASCADE).
+    async up(db: Kysely<unknown>) {
+      const t = columnTypes(db);
+      await db.schema
+        .createTable('accounts')
+        .addColumn('client_id', t.uuid, (c) => c.notNull())
+        .addColumn('id', t.uuid, (c) => c.notNull())
+        .addColumn('user_id', t.uuid, (c) => c.notNull())
+        .addColumn('item', 'text', (c) => c.notNull())
+        .addColumn('source', 'text', (c) => c.notNull())
+        .addColumn('employers', t.json, (c) => c.notNull())
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
+        .addColumn('updated_at', t.timestamp, (c) => c.notNull())
+        .addColumn('scanned_at', t.timestamp)
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('error_code', 'text')
+        .addColumn('error_message', 'text')
+        .addColumn('connection_updated_at', t.timestamp, (c) => c.notNull())
+        // When the account first connected: the order of items_connected and employers_connected.
+        .addColumn('connected_at', t.timestamp)
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addPrimaryKeyConstraint('accounts_pkey', ['client_id', 'id'])
+        .addForeignKeyConstraint('accounts_user_fkey', ['client_id', 'user_id'], 'users', ['client_id', 'id'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .addUniqueConstraint('accounts_user_item_key', ['client_id', 'user_id', 'item'])
+        .execute();
+      // Listing a user's accounts in id order (and the cascade from users); listing by item.
+      await db.schema.createIndex('accounts_client_user_idx').on('accounts').columns(['client_id', 'user_id', 'id']).execute();
+      await db.schema.createIndex('accounts_client_item_idx').on('accounts').columns(['client_id', 'item', 'id']).execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {

@@ -1,6 +1,6 @@
 // Hot queries: built and compiled by Kysely once, then run with new parameters each time.
 import type SQLite from 'better-sqlite3';
-import type { Compilable, CompiledQuery } from 'kysely';
+import { CompiledQuery, type Compilable } from 'kysely';
 import { embeddedSqliteOf, type Db } from './database.js';
 
 /** Stands for a named argument while the query is compiled. */
@@ -37,23 +37,29 @@ export interface BoundWrite {
   readonly statement?: SQLite.Statement;
 }
 
+/** A write in SQL of its own (dialect-specific text with its parameters), to run with others in runTogether. */
+export function rawWrite(db: Db, text: string, parameters: readonly unknown[]): BoundWrite {
+  const embedded = embeddedSqliteOf(db);
+  return { compiled: CompiledQuery.raw(text, [...parameters]), ...(embedded ? { statement: embedded.statement(text) } : {}) };
+}
+
 /**
  * Runs the writes in order in one transaction, all or none: on SQLite as one unit of the group commit,
  * on PostgreSQL in a transaction of its own. A write that fails (a constraint, a trigger) undoes them all.
+ * Resolves with the number of rows each write changed.
  */
-export async function runTogether(db: Db, writes: readonly BoundWrite[]): Promise<void> {
-  if (writes.length === 0) return;
+export async function runTogether(db: Db, writes: readonly BoundWrite[]): Promise<number[]> {
+  if (writes.length === 0) return [];
   const embedded = embeddedSqliteOf(db);
   if (embedded) {
-    await embedded.writes.runSteps(writes.map((w) => ({ statement: w.statement!, parameters: w.compiled.parameters })));
-    return;
+    return embedded.writes.runSteps(writes.map((w) => ({ statement: w.statement!, parameters: w.compiled.parameters })));
   }
-  if (writes.length === 1) {
-    await db.executeQuery(writes[0]!.compiled);
-    return;
-  }
-  await db.transaction().execute(async (trx) => {
-    for (const write of writes) await trx.executeQuery(write.compiled);
+  const changed = (result: { numAffectedRows?: bigint }) => Number(result.numAffectedRows ?? 0n);
+  if (writes.length === 1) return [changed(await db.executeQuery(writes[0]!.compiled))];
+  return db.transaction().execute(async (trx) => {
+    const changes: number[] = [];
+    for (const write of writes) changes.push(changed(await trx.executeQuery(write.compiled)));
+    return changes;
   });
 }
 

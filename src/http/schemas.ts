@@ -24,21 +24,43 @@ const ref = (id: string, description: string) => Type.Unsafe({ $ref: id, descrip
 
 const ERROR_RESPONSES = {
   400: ref('ValidationError', 'Invalid input; nothing was changed.'),
-  404: ref('DetailError', 'No such user for this client.'),
+  404: ref('DetailError', 'No such object for this client.'),
+  409: ref('DetailError', 'The change makes no sense in the object\'s current state; nothing was changed.'),
   412: ref('DetailError', 'If-Match named a version that is no longer current; nothing was changed.'),
   413: ref('DetailError', 'The request body is larger than the limit.'),
   415: ref('DetailError', 'The request body is not JSON.'),
   422: ref('DetailError', 'The Idempotency-Key was already used with a different request.'),
 } as const;
 
-/** The error responses every authenticated route can give (401), plus the ones listed. */
-export function errorResponses(...extra: Array<keyof typeof ERROR_RESPONSES>): Record<number, unknown> {
+type ErrorStatus = keyof typeof ERROR_RESPONSES;
+
+/** The error responses every API-key route can give (401, 429), plus the ones listed. */
+export function errorResponses(...extra: ErrorStatus[]): Record<number, unknown> {
   const responses: Record<number, unknown> = {
     401: ref('DetailError', 'Missing or invalid API key credentials.'),
     429: ref('DetailError', 'Too many requests for this API key; see Retry-After.'),
   };
   for (const status of extra) responses[status] = ERROR_RESPONSES[status];
   return responses;
+}
+
+/** The error responses of the Link routes (authenticated with a user token), plus the ones listed. */
+export function linkErrorResponses(...extra: ErrorStatus[]): Record<number, unknown> {
+  const responses: Record<number, unknown> = {
+    401: ref('DetailError', 'Missing, invalid or expired user token, or its user was deleted (WWW-Authenticate: Bearer).'),
+  };
+  for (const status of extra) responses[status] = ERROR_RESPONSES[status];
+  return responses;
+}
+
+/** The list envelope of every paged list: absolute next/previous links and a page of `ref` objects. */
+export function pageSchema(ref: string) {
+  const link = (description: string) => Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'uri', description });
+  return Type.Object({
+    next: link('URL for the next page of results, if available.'),
+    previous: link('URL for the previous page of results, if available.'),
+    results: Type.Array(Type.Ref(ref)),
+  });
 }
 
 export const IdempotencyHeadersSchema = Type.Object({

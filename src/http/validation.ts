@@ -103,6 +103,10 @@ function messageFor(error: ErrorObject, formats: Record<string, FormatMessage>):
       return `Ensure this value is less than or equal to ${params.limit}.`;
     case 'required':
       return 'This field is required.';
+    case 'enum':
+      return `"${String(data)}" is not a valid choice.`;
+    case 'maxItems':
+      return `Ensure this field has no more than ${params.limit} elements.`;
     case 'format': {
       const message = formats[String(params.format)];
       return typeof message === 'function' ? message(String(data)) : (message ?? 'Invalid value.');

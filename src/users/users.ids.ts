@@ -23,13 +23,13 @@ export function uuidv7At(micros: number): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-/** A new id and its creation time (ISO 8601 UTC, microseconds), both from one reading of the clock. */
-export function newUserId(): { id: string; createdAt: string } {
+/** A new id (of a user, an account, ...) and its creation time (ISO 8601 UTC, microseconds), from one reading of the clock. */
+export function newId(): { id: string; createdAt: string } {
   const micros = nowMicros();
   return { id: uuidv7At(micros), createdAt: isoMicros(micros) };
 }
 
-/** The canonical (lower-case) form of a user id, or undefined when it cannot be one. */
+/** The canonical (lower-case) form of an id, or undefined when it cannot be one. */
 export function canonicalUserId(raw: string): string | undefined {
   const id = raw.toLowerCase();
   return UUID.test(id) ? id : undefined;

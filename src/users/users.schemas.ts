@@ -1,5 +1,6 @@
 // TypeBox schemas of the Users API: they validate requests, serialize responses and make the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
+import { pageSchema } from '../http/schemas.js';
 import type { StringFormat } from '../http/validation.js';
 import { COUNTRY_CODES, isEmail, isEndUserPhone, isSsn, toE164 } from './users.formats.js';
 
@@ -170,11 +171,4 @@ export const ListUsersQuerySchema = Type.Partial(
   }),
 );
 
-const pageLink = (description: string) =>
-  Type.Unsafe<string | null>({ type: ['string', 'null'], format: 'uri', description });
-
-export const ListUsersResponseSchema = Type.Object({
-  next: pageLink('URL for the next page of results, if available.'),
-  previous: pageLink('URL for the previous page of results, if available.'),
-  results: Type.Array(Type.Ref('User')),
-});
+export const ListUsersResponseSchema = pageSchema('User');

@@ -6,7 +6,7 @@ import type { CursorCodec } from '../paging/cursor.js';
 import { walkPage } from '../paging/keyset.js';
 import { timestampNow } from '../clock.js';
 import { toE164 } from './users.formats.js';
-import { canonicalUserId, newUserId } from './users.ids.js';
+import { canonicalUserId, newId } from './users.ids.js';
 import type { UserRow, UsersRepository } from './users.repository.js';
 import { EXTERNAL_METADATA_MAX_BYTES, type User, type UserInput } from './users.schemas.js';
 
@@ -164,7 +164,7 @@ const EMPTY_ROW: Omit<UserRow, 'client_id' | 'id' | 'created_at' | 'updated_at'>
 
 /** The row for a new user from schema-valid input; throws a validation error for cross-field rules. */
 export function newUserRow(clientId: string, input: UserInput): UserRow {
-  const { id, createdAt } = newUserId();
+  const { id, createdAt } = newId();
   const row: UserRow = {
     ...EMPTY_ROW,
     client_id: clientId,
@@ -260,6 +260,16 @@ export class UsersService {
       throw errors.validation({ user: [`Invalid pk "${rawId}" - object does not exist.`] });
     }
     return { value: { user_token: await this.tokens.mint(clientId, id) }, writes: [] };
+  }
+
+  /** What Link's login screen is pre-filled with: nothing else of the user. */
+  async prefill(clientId: string, userId: string) {
+    const row = await this.findRow(clientId, userId);
+    return { id: row.id, first_name: row.first_name, last_name: row.last_name, email: row.email, phone_number: row.phone_number };
+  }
+
+  exists(clientId: string, userId: string): Promise<boolean> {
+    return this.repo.userExists(clientId, userId);
   }
 
   /** Whether a user token is valid now: signed here, unexpired, and its user still exists. */
