@@ -53,6 +53,32 @@ for (const store of STORES) {
       const rows = await api.db.selectFrom('users').select('id').where('client_id', '=', key.client_id).execute();
       assert.equal(rows.length, 5);
     });
+
+    it('every authenticated request spends budget before its body is read: invalid, oversized and unreadable bodies too', async () => {
+      const key = await api.newTenant('bad-bodies');
+      const json = { 'content-type': 'application/json' };
+      // Failed authentication never spends the key's budget, not even with the key's own id.
+      const strangers = [
+        await api.request({ method: 'POST', url: '/v2/users', payload: '{"broken', headers: json, as: { ...key, api_key_secret: 'wrong' } }),
+        await api.request({ method: 'GET', url: '/v2/users', as: { ...key, api_key_secret: 'wrong' } }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: '{"broken', headers: json, as: null }),
+      ];
+      assert.deepEqual(strangers.map((res) => res.status), [401, 401, 401]);
+      const spent = [
+        await api.request({ method: 'POST', url: '/v2/users', payload: '{"broken', headers: json, as: key }),
+        // 250 KB, within BODY_LIMIT, and invalid (first_name is at most 150 characters).
+        await api.request({ method: 'POST', url: '/v2/users', payload: { first_name: 'x'.repeat(250_000) }, as: key }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: { email: 'x'.repeat(300_000) }, as: key }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: 'x', headers: { 'content-type': 'text/plain' }, as: key }),
+        await api.request({ method: 'PATCH', url: `/v2/users/${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`, payload: { ssn: 'x' }, as: key }),
+      ];
+      assert.deepEqual(spent.map((res) => res.status), [400, 400, 413, 415, 400]);
+      const throttled = await api.request({ method: 'GET', url: '/v2/users', as: key });
+      assert.equal(throttled.status, 429, throttled.body);
+      assert.match(throttled.json.detail, /^Request was throttled\. Expected available in \d+ seconds\.$/);
+      const tooLarge = await api.request({ method: 'POST', url: '/v2/users', payload: { email: 'x'.repeat(300_000) }, as: key });
+      assert.equal(tooLarge.status, 429, 'a spent budget is checked before the body too');
+    });
   });
 }
 

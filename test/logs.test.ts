@@ -47,7 +47,7 @@ for (const store of STORES) {
     it('a full scenario at trace level logs none of the planted values', async () => {
       const { lines, sink } = lineSink();
       const opened = await openStore(store);
-      const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS: TEST_PII_KEYS, RATE_LIMIT_MAX: '3', ...opened.env });
+      const config = loadConfig({ USER_TOKEN_SECRET: TEST_SECRET, PII_KEYS: TEST_PII_KEYS, RATE_LIMIT_MAX: '6', ...opened.env });
       const app = await buildApp(config, { db: opened.db, secrets: resolveSecrets(config), logger: createLogger('trace', sink) });
       const key = await createApiKey(opened.db, { name: 'logs' });
       const headers = { authorization: basicAuth(key), 'content-type': 'application/json' };

@@ -56,7 +56,9 @@ export async function registerLoadShedding(app: FastifyInstance, limits: Limits)
 
 /**
  * Rate limit per API key, counted after authentication (so a guessed key id cannot spend another
- * client's budget). Register inside the authenticated scope.
+ * client's budget) and before the body is read (so an invalid, oversized or unreadable body spends it
+ * too). Register inside the authenticated scope, after its onRequest authentication hook: the plugin
+ * adds its hook to each route, and route hooks run after the scope's.
  */
 export async function registerRateLimit(scope: FastifyInstance, limits: Limits): Promise<void> {
   if (limits.rateLimitMax === 0) return;
@@ -71,7 +73,7 @@ export async function registerRateLimit(scope: FastifyInstance, limits: Limits):
     });
   }
   await scope.register(rateLimit, {
-    hook: 'preHandler',
+    hook: 'onRequest',
     max: limits.rateLimitMax,
     timeWindow: limits.rateLimitWindowMs,
     keyGenerator: (request) => request.apiKeyId,
