@@ -98,7 +98,7 @@ export const ENVIRONMENT_HELP = `Environment:
   MAX_CONNECTIONS      concurrent connections per instance (default 1024)
   MAX_EVENT_LOOP_DELAY_MS
                        answer 503 while the event loop lags more than this (default 1000;
-                       0 turns load shedding off)`;
+                       0 turns load shedding off); /healthz is never shed`;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 

@@ -173,27 +173,50 @@ describe('connection and time limits', () => {
   });
 });
 
-describe('load shedding', () => {
-  it('answers 503 in the documented shape while the event loop is saturated', async () => {
-    const api = await createTestApi('sqlite', { MAX_EVENT_LOOP_DELAY_MS: '20' });
-    try {
-      const healthy = await api.request({ method: 'GET', url: '/v2/users' });
-      assert.equal(healthy.status, 200);
-      // Saturate the loop for over a second (60 ms of work between yields), as a flood of requests would.
-      const end = Date.now() + 1200;
-      while (Date.now() < end) {
-        const busy = Date.now() + 60;
-        while (Date.now() < busy);
-        await new Promise((r) => setImmediate(r));
+/** Saturates the event loop for over a second (60 ms of work between yields), as a flood of requests would. */
+async function saturateEventLoop(): Promise<void> {
+  const end = Date.now() + 1200;
+  while (Date.now() < end) {
+    const busy = Date.now() + 60;
+    while (Date.now() < busy);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+for (const store of STORES) {
+  describe(`load shedding (${store})`, () => {
+    it('answers 503 in the documented shape while the event loop is saturated', async () => {
+      const api = await createTestApi(store, { MAX_EVENT_LOOP_DELAY_MS: '20' });
+      try {
+        const healthy = await api.request({ method: 'GET', url: '/v2/users' });
+        assert.equal(healthy.status, 200);
+        await saturateEventLoop();
+        const res = await api.request({ method: 'GET', url: '/v2/users' });
+        assert.equal(res.status, 503);
+        assert.deepEqual(res.json, { detail: 'Service temporarily unavailable, try again later.' });
+      } finally {
+        await api.close();
       }
-      const res = await api.request({ method: 'GET', url: '/v2/users' });
-      assert.equal(res.status, 503);
-      assert.deepEqual(res.json, { detail: 'Service temporarily unavailable, try again later.' });
-    } finally {
-      await api.close();
-    }
+    });
+
+    it('never sheds the liveness probe: /healthz answers 200 while /readyz and the API answer 503', async () => {
+      const api = await createTestApi(store, { MAX_EVENT_LOOP_DELAY_MS: '20' });
+      try {
+        await saturateEventLoop();
+        // Together, so that all three meet the same pressure reading.
+        const [live, ready, users] = await Promise.all(
+          ['/healthz', '/readyz', '/v2/users'].map((url) => api.request({ method: 'GET', url, as: url === '/v2/users' ? undefined : null })),
+        );
+        assert.equal(ready?.status, 503, 'a saturated instance is not ready: the balancer may send its traffic elsewhere');
+        assert.equal(users?.status, 503);
+        assert.equal(live?.status, 200, `a busy instance is alive: ${live?.body}`);
+        assert.deepEqual(live?.json, { status: 'ok' });
+      } finally {
+        await api.close();
+      }
+    });
   });
-});
+}
 
 describe('security headers', () => {
   it('every API response carries them; errors too', async () => {

@@ -42,6 +42,13 @@ export function registerSecurityHeaders(app: FastifyInstance): void {
   });
 }
 
+/**
+ * Route config for a route that is never shed (the liveness probe): under-pressure lets a request through
+ * when the route's own pressure handler sends nothing. A busy instance is alive; shedding its liveness
+ * probe would have the orchestrator restart it, losing its in-flight work and moving its load to others.
+ */
+export const NEVER_SHED = { pressureHandler: () => undefined };
+
 /** 503 while the event loop lags (the process is saturated), instead of queueing without bound. */
 export async function registerLoadShedding(app: FastifyInstance, limits: Limits): Promise<void> {
   if (limits.maxEventLoopDelayMs === 0) return;
