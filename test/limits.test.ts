@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { createTestApi, createUser, STORES, type TestApi } from './helpers/app.js';
+import { createLogger } from '../src/logger.js';
+import { createTestApi, createUser, lineSink, STORES, type TestApi } from './helpers/app.js';
+import { cleanUpProcesses, freePort } from './helpers/process.js';
+import { startRedis, type TestRedis } from './helpers/redis.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 
@@ -104,6 +108,118 @@ describe('rate limits shared through Redis', { skip: !withRedis }, () => {
     }
   });
 });
+
+/** What `work` resolves to, or a failure once `withinMs` have passed without it. */
+async function answeredWithin<T>(withinMs: number, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${withinMs} ms`)), withinMs);
+  });
+  try {
+    return await Promise.race([work(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What the service said about its Redis, in order: "away" when it stopped counting, "back" when it started again. */
+function redisTransitions(lines: string[]): string[] {
+  return lines
+    .map((line) => JSON.parse(line))
+    .filter((entry) => entry.level === 40 && /Redis/.test(entry.msg))
+    .map((entry) => (/unavailable/.test(entry.msg) ? 'away' : 'back'));
+}
+
+/** Requests until one is throttled: proof that counting works again. Fails after `withinMs`. */
+async function untilThrottled(api: TestApi, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    if ((await api.request({ method: 'GET', url: '/v2/users' })).status === 429) return;
+    await sleep(100);
+  }
+  assert.fail(`no request was throttled within ${withinMs} ms: counting did not resume`);
+}
+
+for (const store of STORES) {
+  describe(`rate limits fail open, within REDIS_TIMEOUT_MS, when Redis stalls or is gone (${store})`, () => {
+    after(cleanUpProcesses);
+    // A request must never wait on Redis for longer than this; generous against a loaded machine, yet far
+    // below what a hung Redis cost before (REQUEST_TIMEOUT_MS and more).
+    const BOUND_MS = 3000;
+
+    it('a paused Redis (SIGSTOP) costs one request at most REDIS_TIMEOUT_MS, the next ones nothing; counting resumes on SIGCONT', async () => {
+      const timeoutMs = 300;
+      const redis: TestRedis = await startRedis();
+      const { lines, sink } = lineSink();
+      const api = await createTestApi(
+        store,
+        { RATE_LIMIT_MAX: '3', REDIS_URL: redis.url, REDIS_TIMEOUT_MS: String(timeoutMs) },
+        { logger: createLogger('warn', sink) },
+      );
+      try {
+        assert.equal((await api.request({ method: 'GET', url: '/v2/users' })).status, 200);
+        redis.pause();
+        const started = performance.now();
+        for (let i = 0; i < 12; i++) {
+          const res = await answeredWithin(BOUND_MS, () => api.request({ method: 'GET', url: '/v2/users' }));
+          assert.equal(res.status, 200, 'uncounted, not refused');
+        }
+        const stalledMs = performance.now() - started;
+        // One wait of REDIS_TIMEOUT_MS finds the stall; paid by every request, these would take 12 of them.
+        assert.ok(stalledMs < 8 * timeoutMs, `12 requests took ${Math.round(stalledMs)} ms against a paused Redis`);
+        assert.deepEqual(redisTransitions(lines), ['away'], 'one warning, not one per request or reconnection attempt');
+        redis.resume();
+        await untilThrottled(api, 15_000);
+        assert.deepEqual(redisTransitions(lines), ['away', 'back']);
+      } finally {
+        redis.resume();
+        await api.close();
+        await redis.stop();
+      }
+    });
+
+    it('shutting down does not wait on a paused Redis', async () => {
+      const redis = await startRedis();
+      const api = await createTestApi(store, { RATE_LIMIT_MAX: '3', REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '300' });
+      try {
+        assert.equal((await api.request({ method: 'GET', url: '/v2/users' })).status, 200);
+        redis.pause();
+        await answeredWithin(BOUND_MS, () => api.close());
+      } finally {
+        redis.resume();
+        await redis.stop();
+      }
+    });
+
+    it('a Redis that refuses connections costs a request nothing; counting starts when it comes up', async () => {
+      const timeoutMs = 2500;
+      const port = await freePort();
+      const { lines, sink } = lineSink();
+      const api = await createTestApi(
+        store,
+        { RATE_LIMIT_MAX: '3', REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_TIMEOUT_MS: String(timeoutMs) },
+        { logger: createLogger('warn', sink) },
+      );
+      let redis: TestRedis | undefined;
+      try {
+        const started = performance.now();
+        for (let i = 0; i < 10; i++) {
+          const res = await answeredWithin(BOUND_MS, () => api.request({ method: 'GET', url: '/v2/users' }));
+          assert.equal(res.status, 200, 'uncounted, not refused');
+        }
+        const refusedMs = performance.now() - started;
+        assert.ok(refusedMs < timeoutMs, `10 requests took ${Math.round(refusedMs)} ms with Redis refusing connections: some waited for it`);
+        assert.deepEqual(redisTransitions(lines), ['away'], 'one warning, not one per request or reconnection attempt');
+        redis = await startRedis(port);
+        await untilThrottled(api, 15_000);
+        assert.deepEqual(redisTransitions(lines), ['away', 'back']);
+      } finally {
+        await api.close();
+        await redis?.stop();
+      }
+    });
+  });
+}
 
 describe('connection and time limits', () => {
   let api: TestApi;

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createApiKey } from '../src/keys/keys.service.js';
 import { createLogger, lazyRequestLogger, REDACTED_PATHS } from '../src/logger.js';
 import { resolveSecrets } from '../src/secrets.js';
-import { basicAuth, openStore, STORES, TEST_PII_KEYS, TEST_SECRET } from './helpers/app.js';
+import { basicAuth, lineSink, openStore, STORES, TEST_PII_KEYS, TEST_SECRET } from './helpers/app.js';
 
 const PLANTED = {
   first_name: 'Zebulon',
@@ -29,18 +28,6 @@ const NEEDLES = [
   'Oregonia',
   '97475',
 ];
-
-/** A log destination that keeps each line written to it. */
-function lineSink(): { lines: string[]; sink: Writable } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { lines, sink };
-}
 
 for (const store of STORES) {
   describe(`logs carry no personal data or credentials (${store})`, () => {

@@ -4,6 +4,7 @@ import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Limits } from '../config.js';
 import { ApiError, errors } from '../errors.js';
+import { RateLimitRedis } from './limits.redis.js';
 
 const COMMON_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -69,25 +70,16 @@ export async function registerLoadShedding(app: FastifyInstance, limits: Limits)
  */
 export async function registerRateLimit(scope: FastifyInstance, limits: Limits): Promise<void> {
   if (limits.rateLimitMax === 0) return;
-  // Loaded only when configured: it is a noticeable share of a cold start.
-  const redis = limits.redisUrl
-    ? new (await import('ioredis')).Redis(limits.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000 })
-    : undefined;
-  if (redis) {
-    redis.on('error', (error) => scope.log.warn({ err: error }, 'rate limit store (Redis) unavailable'));
-    scope.addHook('onClose', async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    });
-  }
+  const redis = limits.redisUrl ? await RateLimitRedis.connect(limits.redisUrl, limits.redisTimeoutMs, scope.log) : undefined;
+  if (redis) scope.addHook('onClose', () => redis.close());
   await scope.register(rateLimit, {
     hook: 'onRequest',
     max: limits.rateLimitMax,
     timeWindow: limits.rateLimitWindowMs,
     keyGenerator: (request) => request.apiKeyId,
-    nameSpace: 'users-api-rl:',
     // A broken Redis must not take the API down with it: count nothing until it is back.
     skipOnError: true,
-    ...(redis ? { redis } : {}),
+    ...(redis ? { store: redis.store() } : {}),
     errorResponseBuilder: (_request, context) => {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
       return new ApiError(
