@@ -71,7 +71,8 @@ export const ENVIRONMENT_HELP = `Environment:
   DATABASE_SCHEMA      PostgreSQL only: schema to use (default: the server's search_path)
   DATABASE_POOL_SIZE   PostgreSQL only: connections per instance (default 10)
   DATABASE_STATEMENT_TIMEOUT_MS
-                       PostgreSQL only: statement timeout in milliseconds (default 5000)
+                       PostgreSQL only: statement timeout in milliseconds (default 5000; 0 =
+                       none); the client stops waiting for an answer 1000 ms after it
   USER_TOKEN_SECRET    HS256 key of user tokens, used as given (at least 32 characters); paging
                        cursors are sealed under a key derived from it.
                        Required on PostgreSQL (every instance must share it). On SQLite, when

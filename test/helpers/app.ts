@@ -154,8 +154,14 @@ export function lineSink(): { lines: string[]; sink: Writable } {
   return { lines, sink };
 }
 
+export interface TestApiOptions {
+  logger?: Logger;
+  /** The app opens a connection of its own from its configuration (DATABASE_URL...) rather than share `db`. */
+  ownConnection?: boolean;
+}
+
 /** The app with `env` on top of the test defaults; silent unless given a `logger`. */
-export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}, { logger }: { logger?: Logger } = {}): Promise<TestApi> {
+export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}, { logger, ownConnection = false }: TestApiOptions = {}): Promise<TestApi> {
   const opened = await openStore(store);
   const { db } = opened;
   const config = loadConfig({
@@ -168,7 +174,8 @@ export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}, {
     ...opened.env,
     ...env,
   });
-  const app = await buildApp(config, { db, secrets: resolveSecrets(config), ...(logger ? { logger } : {}) });
+  const appDb = ownConnection ? openDatabase(config.database) : db;
+  const app = await buildApp(config, { db: appDb, secrets: resolveSecrets(config), ...(logger ? { logger } : {}) });
   await app.ready();
   const tenant = await createApiKey(db, { name: 'tenant-a' });
   return {
@@ -190,6 +197,7 @@ export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}, {
     newTenant: (name = 'tenant-b') => createApiKey(db, { name }),
     async close() {
       await app.close();
+      if (appDb !== db) await appDb.destroy();
       await opened.drop();
     },
   };
