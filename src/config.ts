@@ -50,6 +50,8 @@ export interface Limits {
   readonly rateLimitWindowMs: number;
   /** Shared rate-limit counters for several instances; in-process when unset. */
   readonly redisUrl: string | undefined;
+  /** The longest a request waits for Redis before it goes on uncounted. */
+  readonly redisTimeoutMs: number;
   /** A client must have sent all request headers within this time. */
   readonly headersTimeoutMs: number;
   /** A client must have sent the whole request within this time. */
@@ -71,7 +73,8 @@ export const ENVIRONMENT_HELP = `Environment:
   DATABASE_SCHEMA      PostgreSQL only: schema to use (default: the server's search_path)
   DATABASE_POOL_SIZE   PostgreSQL only: connections per instance (default 10)
   DATABASE_STATEMENT_TIMEOUT_MS
-                       PostgreSQL only: statement timeout in milliseconds (default 5000)
+                       PostgreSQL only: statement timeout in milliseconds (default 5000; 0 =
+                       none); the client stops waiting for an answer 1000 ms after it
   USER_TOKEN_SECRET    HS256 key of user tokens, used as given (at least 32 characters); paging
                        cursors are sealed under a key derived from it.
                        Required on PostgreSQL (every instance must share it). On SQLite, when
@@ -97,12 +100,14 @@ export const ENVIRONMENT_HELP = `Environment:
   RATE_LIMIT_WINDOW_MS the rate-limit window (default 60000)
   REDIS_URL            redis://host:6379: share rate-limit counters between instances
                        (default: counted in each process)
+  REDIS_TIMEOUT_MS     the longest a request waits for Redis; past it, and while Redis is
+                       unreachable, requests are not counted (default 200)
   HEADERS_TIMEOUT_MS   a client must send all headers within this (default 30000)
   REQUEST_TIMEOUT_MS   a client must send the whole request within this (default 30000)
   MAX_CONNECTIONS      concurrent connections per instance (default 1024)
   MAX_EVENT_LOOP_DELAY_MS
                        answer 503 while the event loop lags more than this (default 1000;
-                       0 turns load shedding off)`;
+                       0 turns load shedding off); /healthz is never shed`;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -191,6 +196,7 @@ function limits(env: NodeJS.ProcessEnv): Limits {
     rateLimitMax: integer(env, 'RATE_LIMIT_MAX', 1200, 0, 10_000_000),
     rateLimitWindowMs: integer(env, 'RATE_LIMIT_WINDOW_MS', 60_000, 1000, 86_400_000),
     redisUrl,
+    redisTimeoutMs: integer(env, 'REDIS_TIMEOUT_MS', 200, 1, 60_000),
     headersTimeoutMs,
     requestTimeoutMs,
     maxConnections: integer(env, 'MAX_CONNECTIONS', 1024, 1, 1_000_000),

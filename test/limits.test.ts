@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { createTestApi, createUser, STORES, type TestApi } from './helpers/app.js';
+import { createLogger } from '../src/logger.js';
+import { createTestApi, createUser, lineSink, STORES, TEST_DATABASE_URL, type TestApi } from './helpers/app.js';
+import { cleanUpProcesses, freePort } from './helpers/process.js';
+import { startRedis, type TestRedis } from './helpers/redis.js';
+import { startRelay } from './helpers/relay.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 
@@ -53,6 +58,32 @@ for (const store of STORES) {
       const rows = await api.db.selectFrom('users').select('id').where('client_id', '=', key.client_id).execute();
       assert.equal(rows.length, 5);
     });
+
+    it('every authenticated request spends budget before its body is read: invalid, oversized and unreadable bodies too', async () => {
+      const key = await api.newTenant('bad-bodies');
+      const json = { 'content-type': 'application/json' };
+      // Failed authentication never spends the key's budget, not even with the key's own id.
+      const strangers = [
+        await api.request({ method: 'POST', url: '/v2/users', payload: '{"broken', headers: json, as: { ...key, api_key_secret: 'wrong' } }),
+        await api.request({ method: 'GET', url: '/v2/users', as: { ...key, api_key_secret: 'wrong' } }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: '{"broken', headers: json, as: null }),
+      ];
+      assert.deepEqual(strangers.map((res) => res.status), [401, 401, 401]);
+      const spent = [
+        await api.request({ method: 'POST', url: '/v2/users', payload: '{"broken', headers: json, as: key }),
+        // 250 KB, within BODY_LIMIT, and invalid (first_name is at most 150 characters).
+        await api.request({ method: 'POST', url: '/v2/users', payload: { first_name: 'x'.repeat(250_000) }, as: key }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: { email: 'x'.repeat(300_000) }, as: key }),
+        await api.request({ method: 'POST', url: '/v2/users', payload: 'x', headers: { 'content-type': 'text/plain' }, as: key }),
+        await api.request({ method: 'PATCH', url: `/v2/users/${'0'.repeat(8)}-0000-7000-8000-${'0'.repeat(12)}`, payload: { ssn: 'x' }, as: key }),
+      ];
+      assert.deepEqual(spent.map((res) => res.status), [400, 400, 413, 415, 400]);
+      const throttled = await api.request({ method: 'GET', url: '/v2/users', as: key });
+      assert.equal(throttled.status, 429, throttled.body);
+      assert.match(throttled.json.detail, /^Request was throttled\. Expected available in \d+ seconds\.$/);
+      const tooLarge = await api.request({ method: 'POST', url: '/v2/users', payload: { email: 'x'.repeat(300_000) }, as: key });
+      assert.equal(tooLarge.status, 429, 'a spent budget is checked before the body too');
+    });
   });
 }
 
@@ -75,6 +106,149 @@ describe('rate limits shared through Redis', { skip: !withRedis }, () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+/**
+ * The longest a request may wait on a stalled or absent outside service (set to time out in a few hundred ms):
+ * generous against a loaded machine, yet far below what a hung one cost before (REQUEST_TIMEOUT_MS and more).
+ */
+const BOUND_MS = 3000;
+
+/** What `work` resolves to, or a failure once `withinMs` have passed without it. */
+async function answeredWithin<T>(withinMs: number, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${withinMs} ms`)), withinMs);
+  });
+  try {
+    return await Promise.race([work(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What the service said about its Redis, in order: "away" when it stopped counting, "back" when it started again. */
+function redisTransitions(lines: string[]): string[] {
+  return lines
+    .map((line) => JSON.parse(line))
+    .filter((entry) => entry.level === 40 && /Redis/.test(entry.msg))
+    .map((entry) => (/unavailable/.test(entry.msg) ? 'away' : 'back'));
+}
+
+/** Requests until one is throttled: proof that counting works again. Fails after `withinMs`. */
+async function untilThrottled(api: TestApi, withinMs: number): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    if ((await api.request({ method: 'GET', url: '/v2/users' })).status === 429) return;
+    await sleep(100);
+  }
+  assert.fail(`no request was throttled within ${withinMs} ms: counting did not resume`);
+}
+
+for (const store of STORES) {
+  describe(`rate limits fail open, within REDIS_TIMEOUT_MS, when Redis stalls or is gone (${store})`, () => {
+    after(cleanUpProcesses);
+
+    it('a paused Redis (SIGSTOP) costs one request at most REDIS_TIMEOUT_MS, the next ones nothing; counting resumes on SIGCONT', async () => {
+      const timeoutMs = 300;
+      const redis: TestRedis = await startRedis();
+      const { lines, sink } = lineSink();
+      const api = await createTestApi(
+        store,
+        { RATE_LIMIT_MAX: '3', REDIS_URL: redis.url, REDIS_TIMEOUT_MS: String(timeoutMs) },
+        { logger: createLogger('warn', sink) },
+      );
+      try {
+        assert.equal((await api.request({ method: 'GET', url: '/v2/users' })).status, 200);
+        redis.pause();
+        const started = performance.now();
+        for (let i = 0; i < 12; i++) {
+          const res = await answeredWithin(BOUND_MS, () => api.request({ method: 'GET', url: '/v2/users' }));
+          assert.equal(res.status, 200, 'uncounted, not refused');
+        }
+        const stalledMs = performance.now() - started;
+        // One wait of REDIS_TIMEOUT_MS finds the stall; paid by every request, these would take 12 of them.
+        assert.ok(stalledMs < 8 * timeoutMs, `12 requests took ${Math.round(stalledMs)} ms against a paused Redis`);
+        assert.deepEqual(redisTransitions(lines), ['away'], 'one warning, not one per request or reconnection attempt');
+        redis.resume();
+        await untilThrottled(api, 15_000);
+        assert.deepEqual(redisTransitions(lines), ['away', 'back']);
+      } finally {
+        redis.resume();
+        await api.close();
+        await redis.stop();
+      }
+    });
+
+    it('shutting down does not wait on a paused Redis', async () => {
+      const redis = await startRedis();
+      const api = await createTestApi(store, { RATE_LIMIT_MAX: '3', REDIS_URL: redis.url, REDIS_TIMEOUT_MS: '300' });
+      try {
+        assert.equal((await api.request({ method: 'GET', url: '/v2/users' })).status, 200);
+        redis.pause();
+        await answeredWithin(BOUND_MS, () => api.close());
+      } finally {
+        redis.resume();
+        await redis.stop();
+      }
+    });
+
+    it('a Redis that refuses connections costs a request nothing; counting starts when it comes up', async () => {
+      const timeoutMs = 2500;
+      const port = await freePort();
+      const { lines, sink } = lineSink();
+      const api = await createTestApi(
+        store,
+        { RATE_LIMIT_MAX: '3', REDIS_URL: `redis://127.0.0.1:${port}`, REDIS_TIMEOUT_MS: String(timeoutMs) },
+        { logger: createLogger('warn', sink) },
+      );
+      let redis: TestRedis | undefined;
+      try {
+        const started = performance.now();
+        for (let i = 0; i < 10; i++) {
+          const res = await answeredWithin(BOUND_MS, () => api.request({ method: 'GET', url: '/v2/users' }));
+          assert.equal(res.status, 200, 'uncounted, not refused');
+        }
+        const refusedMs = performance.now() - started;
+        assert.ok(refusedMs < timeoutMs, `10 requests took ${Math.round(refusedMs)} ms with Redis refusing connections: some waited for it`);
+        assert.deepEqual(redisTransitions(lines), ['away'], 'one warning, not one per request or reconnection attempt');
+        redis = await startRedis(port);
+        await untilThrottled(api, 15_000);
+        assert.deepEqual(redisTransitions(lines), ['away', 'back']);
+      } finally {
+        await api.close();
+        await redis?.stop();
+      }
+    });
+  });
+}
+
+describe('a stalled PostgreSQL server', { skip: !STORES.includes('postgres') }, () => {
+  it('holds no request past DATABASE_STATEMENT_TIMEOUT_MS and a margin: the API fails, /readyz says 503, /healthz 200', async () => {
+    const server = new URL(TEST_DATABASE_URL);
+    const relay = await startRelay(server.hostname, Number(server.port || 5432));
+    const through = new URL(TEST_DATABASE_URL);
+    through.host = relay.host;
+    const api = await createTestApi('postgres', { DATABASE_URL: through.toString(), DATABASE_STATEMENT_TIMEOUT_MS: '300' }, { ownConnection: true });
+    const get = (url: string) => api.request({ method: 'GET', url });
+    try {
+      // One idle connection in the pool, which the stall then holds.
+      assert.equal((await get('/v2/users')).status, 200);
+      relay.stall();
+      // A query that the server cannot cancel (it does not run) must still end on the client's side.
+      const users = await answeredWithin(BOUND_MS, () => get('/v2/users'));
+      assert.equal(users.status, 500, users.body);
+      const ready = await answeredWithin(BOUND_MS, () => get('/readyz'));
+      assert.equal(ready.status, 503, ready.body);
+      assert.equal((await get('/healthz')).status, 200);
+      relay.resume();
+      assert.equal((await answeredWithin(BOUND_MS, () => get('/readyz'))).status, 200, 'ready again once the server answers');
+    } finally {
+      relay.resume();
+      await api.close();
+      await relay.close();
     }
   });
 });
@@ -147,27 +321,50 @@ describe('connection and time limits', () => {
   });
 });
 
-describe('load shedding', () => {
-  it('answers 503 in the documented shape while the event loop is saturated', async () => {
-    const api = await createTestApi('sqlite', { MAX_EVENT_LOOP_DELAY_MS: '20' });
-    try {
-      const healthy = await api.request({ method: 'GET', url: '/v2/users' });
-      assert.equal(healthy.status, 200);
-      // Saturate the loop for over a second (60 ms of work between yields), as a flood of requests would.
-      const end = Date.now() + 1200;
-      while (Date.now() < end) {
-        const busy = Date.now() + 60;
-        while (Date.now() < busy);
-        await new Promise((r) => setImmediate(r));
+/** Saturates the event loop for over a second (60 ms of work between yields), as a flood of requests would. */
+async function saturateEventLoop(): Promise<void> {
+  const end = Date.now() + 1200;
+  while (Date.now() < end) {
+    const busy = Date.now() + 60;
+    while (Date.now() < busy);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+for (const store of STORES) {
+  describe(`load shedding (${store})`, () => {
+    it('answers 503 in the documented shape while the event loop is saturated', async () => {
+      const api = await createTestApi(store, { MAX_EVENT_LOOP_DELAY_MS: '20' });
+      try {
+        const healthy = await api.request({ method: 'GET', url: '/v2/users' });
+        assert.equal(healthy.status, 200);
+        await saturateEventLoop();
+        const res = await api.request({ method: 'GET', url: '/v2/users' });
+        assert.equal(res.status, 503);
+        assert.deepEqual(res.json, { detail: 'Service temporarily unavailable, try again later.' });
+      } finally {
+        await api.close();
       }
-      const res = await api.request({ method: 'GET', url: '/v2/users' });
-      assert.equal(res.status, 503);
-      assert.deepEqual(res.json, { detail: 'Service temporarily unavailable, try again later.' });
-    } finally {
-      await api.close();
-    }
+    });
+
+    it('never sheds the liveness probe: /healthz answers 200 while /readyz and the API answer 503', async () => {
+      const api = await createTestApi(store, { MAX_EVENT_LOOP_DELAY_MS: '20' });
+      try {
+        await saturateEventLoop();
+        // Together, so that all three meet the same pressure reading.
+        const [live, ready, users] = await Promise.all(
+          ['/healthz', '/readyz', '/v2/users'].map((url) => api.request({ method: 'GET', url, as: url === '/v2/users' ? undefined : null })),
+        );
+        assert.equal(ready?.status, 503, 'a saturated instance is not ready: the balancer may send its traffic elsewhere');
+        assert.equal(users?.status, 503);
+        assert.equal(live?.status, 200, `a busy instance is alive: ${live?.body}`);
+        assert.deepEqual(live?.json, { status: 'ok' });
+      } finally {
+        await api.close();
+      }
+    });
   });
-});
+}
 
 describe('security headers', () => {
   it('every API response carries them; errors too', async () => {

@@ -1,7 +1,6 @@
 // Personal data that cannot be read: pii rotate never leaves a live instance with rows it cannot read; an instance
 // short of a key answers 503; a damaged ciphertext fails its request with a plain 500 naming the row only in the log.
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { HEARTBEAT_TTL_MS, InstanceHeartbeat } from '../src/instances.js';
@@ -12,7 +11,7 @@ import { isoMicros, nowMicros } from '../src/clock.js';
 import { loadConfig } from '../src/config.js';
 import { createApiKey } from '../src/keys/keys.service.js';
 import { resolveSecrets } from '../src/secrets.js';
-import { basicAuth, createTestApi, createUser, openStore, snapshotUsers, STORES, TEST_PII_KEYS, TEST_SECRET, type TestApi } from './helpers/app.js';
+import { basicAuth, createTestApi, createUser, lineSink, openStore, snapshotUsers, STORES, TEST_PII_KEYS, TEST_SECRET, type TestApi } from './helpers/app.js';
 import { assertOneLineError, cleanUpProcesses, cli, sqliteStoreWithKey, startServer, stopServer } from './helpers/process.js';
 
 const OLD = `old1:${Buffer.alloc(32, 11).toString('base64')}`;
@@ -180,16 +179,4 @@ for (const store of STORES) {
       }
     });
   });
-}
-
-/** A log destination that keeps each line written to it. */
-function lineSink(): { lines: string[]; sink: Writable } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
-  return { lines, sink };
 }

@@ -185,6 +185,13 @@ const pgTypes = {
   },
 };
 
+/**
+ * How much longer than the statement timeout the client waits for an answer. The server cancels a slow
+ * statement itself; this ends the wait when the server cannot (it is stalled, or the network drops packets),
+ * which would otherwise hold the request, its pooled connection and readiness checks without bound.
+ */
+const QUERY_TIMEOUT_MARGIN_MS = 1000;
+
 function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db {
   const startup = ['-c TimeZone=UTC'];
   if (config.schema) startup.push(`-c search_path=${config.schema}`);
@@ -194,6 +201,7 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
     statement_timeout: config.statementTimeoutMs || undefined,
+    query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : undefined,
     options: startup.join(' '),
     types: pgTypes,
     application_name: 'users-api',

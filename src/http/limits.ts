@@ -4,6 +4,7 @@ import underPressure from '@fastify/under-pressure';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Limits } from '../config.js';
 import { ApiError, errors } from '../errors.js';
+import { RateLimitRedis } from './limits.redis.js';
 
 const COMMON_HEADERS = {
   'x-content-type-options': 'nosniff',
@@ -42,6 +43,13 @@ export function registerSecurityHeaders(app: FastifyInstance): void {
   });
 }
 
+/**
+ * Route config for a route that is never shed (the liveness probe): under-pressure lets a request through
+ * when the route's own pressure handler sends nothing. A busy instance is alive; shedding its liveness
+ * probe would have the orchestrator restart it, losing its in-flight work and moving its load to others.
+ */
+export const NEVER_SHED = { pressureHandler: () => undefined };
+
 /** 503 while the event loop lags (the process is saturated), instead of queueing without bound. */
 export async function registerLoadShedding(app: FastifyInstance, limits: Limits): Promise<void> {
   if (limits.maxEventLoopDelayMs === 0) return;
@@ -56,29 +64,22 @@ export async function registerLoadShedding(app: FastifyInstance, limits: Limits)
 
 /**
  * Rate limit per API key, counted after authentication (so a guessed key id cannot spend another
- * client's budget). Register inside the authenticated scope.
+ * client's budget) and before the body is read (so an invalid, oversized or unreadable body spends it
+ * too). Register inside the authenticated scope, after its onRequest authentication hook: the plugin
+ * adds its hook to each route, and route hooks run after the scope's.
  */
 export async function registerRateLimit(scope: FastifyInstance, limits: Limits): Promise<void> {
   if (limits.rateLimitMax === 0) return;
-  // Loaded only when configured: it is a noticeable share of a cold start.
-  const redis = limits.redisUrl
-    ? new (await import('ioredis')).Redis(limits.redisUrl, { maxRetriesPerRequest: 1, connectTimeout: 2000 })
-    : undefined;
-  if (redis) {
-    redis.on('error', (error) => scope.log.warn({ err: error }, 'rate limit store (Redis) unavailable'));
-    scope.addHook('onClose', async () => {
-      await redis.quit().catch(() => redis.disconnect());
-    });
-  }
+  const redis = limits.redisUrl ? await RateLimitRedis.connect(limits.redisUrl, limits.redisTimeoutMs, scope.log) : undefined;
+  if (redis) scope.addHook('onClose', () => redis.close());
   await scope.register(rateLimit, {
-    hook: 'preHandler',
+    hook: 'onRequest',
     max: limits.rateLimitMax,
     timeWindow: limits.rateLimitWindowMs,
     keyGenerator: (request) => request.apiKeyId,
-    nameSpace: 'users-api-rl:',
     // A broken Redis must not take the API down with it: count nothing until it is back.
     skipOnError: true,
-    ...(redis ? { redis } : {}),
+    ...(redis ? { store: redis.store() } : {}),
     errorResponseBuilder: (_request, context) => {
       const seconds = Math.max(1, Math.ceil(context.ttl / 1000));
       return new ApiError(

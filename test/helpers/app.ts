@@ -1,7 +1,9 @@
 // Builds a migrated app on a fresh store per test file, with one tenant ready, and small request helpers.
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import pg from 'pg';
+import type { Logger } from 'pino';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config, type DatabaseConfig } from '../../src/config.js';
 import { openDatabase, type Db } from '../../src/db/database.js';
@@ -140,7 +142,26 @@ export async function openStore(store: Store, { migrate = true } = {}): Promise<
   };
 }
 
-export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): Promise<TestApi> {
+/** A log destination that keeps each line written to it. */
+export function lineSink(): { lines: string[]; sink: Writable } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
+export interface TestApiOptions {
+  logger?: Logger;
+  /** The app opens a connection of its own from its configuration (DATABASE_URL...) rather than share `db`. */
+  ownConnection?: boolean;
+}
+
+/** The app with `env` on top of the test defaults; silent unless given a `logger`. */
+export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}, { logger, ownConnection = false }: TestApiOptions = {}): Promise<TestApi> {
   const opened = await openStore(store);
   const { db } = opened;
   const config = loadConfig({
@@ -153,7 +174,8 @@ export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): 
     ...opened.env,
     ...env,
   });
-  const app = await buildApp(config, { db, secrets: resolveSecrets(config) });
+  const appDb = ownConnection ? openDatabase(config.database) : db;
+  const app = await buildApp(config, { db: appDb, secrets: resolveSecrets(config), ...(logger ? { logger } : {}) });
   await app.ready();
   const tenant = await createApiKey(db, { name: 'tenant-a' });
   return {
@@ -175,6 +197,7 @@ export async function createTestApi(store: Store, env: NodeJS.ProcessEnv = {}): 
     newTenant: (name = 'tenant-b') => createApiKey(db, { name }),
     async close() {
       await app.close();
+      if (appDb !== db) await appDb.destroy();
       await opened.drop();
     },
   };

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openDatabase } from '../../src/db/database.js';
@@ -74,7 +75,8 @@ export interface ChildRun {
   exited: Promise<Exit>;
 }
 
-function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): ChildRun {
+/** `command` as a tracked child (see cleanUpProcesses) with `env` on top of childEnv, its output collected. */
+export function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): ChildRun {
   const child = spawn(command, args, { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
@@ -94,6 +96,19 @@ function start(name: string, command: string, args: string[], env: NodeJS.Proces
   // Whoever awaits `exited` still sees a spawn error; this only keeps it from being reported as unhandled first.
   exited.catch(() => undefined);
   return { name, child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago, for a child that cannot be told to pick one itself. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 function isRunning(child: ChildProcess): boolean {
