@@ -150,6 +150,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
         });
       }
       link.addHook('onRequest', bearerAuth(tokens, (clientId, userId) => users.exists(clientId, userId)));
+      // A budget per user (a front end in a browser is one user), apart from the client's API keys.
+      await registerRateLimit(link, config.limits, (request) => `link:${request.clientId}:${request.linkUserId}`);
       const addNotAllowed = trackMethodsForNotAllowed(link);
       await link.register(linkRoutes, { users, accounts, idempotency });
       addNotAllowed();

@@ -68,7 +68,12 @@ export async function registerLoadShedding(app: FastifyInstance, limits: Limits)
  * too). Register inside the authenticated scope, after its onRequest authentication hook: the plugin
  * adds its hook to each route, and route hooks run after the scope's.
  */
-export async function registerRateLimit(scope: FastifyInstance, limits: Limits): Promise<void> {
+export async function registerRateLimit(
+  scope: FastifyInstance,
+  limits: Limits,
+  /** Whose budget a request spends: its API key by default. */
+  keyOf: (request: FastifyRequest) => string = (request) => request.apiKeyId,
+): Promise<void> {
   if (limits.rateLimitMax === 0) return;
   const redis = limits.redisUrl ? await RateLimitRedis.connect(limits.redisUrl, limits.redisTimeoutMs, scope.log) : undefined;
   if (redis) scope.addHook('onClose', () => redis.close());
@@ -76,7 +81,7 @@ export async function registerRateLimit(scope: FastifyInstance, limits: Limits):
     hook: 'onRequest',
     max: limits.rateLimitMax,
     timeWindow: limits.rateLimitWindowMs,
-    keyGenerator: (request) => request.apiKeyId,
+    keyGenerator: keyOf,
     // A broken Redis must not take the API down with it: count nothing until it is back.
     skipOnError: true,
     ...(redis ? { store: redis.store() } : {}),
