@@ -5,6 +5,15 @@ import type SQLite from 'better-sqlite3';
 export interface Step {
   statement: SQLite.Statement;
   parameters: readonly unknown[];
+  /** When set, the step must change exactly this many rows, or the whole unit is undone (WriteConflictError). */
+  expectRows?: number;
+}
+
+/** A guarded step (a compare-and-set) found the row changed meanwhile: nothing of its unit was written. */
+export class WriteConflictError extends Error {
+  constructor() {
+    super('a guarded write found its row changed; the unit was undone');
+  }
 }
 
 interface Write {
@@ -82,10 +91,14 @@ export class GroupCommit {
 
   /** One write inside the group's transaction: a failing statement undoes itself, a failing batch its savepoint. */
   private execute({ steps }: Write): number[] {
-    if (steps.length === 1) return [steps[0]!.statement.run(...steps[0]!.parameters).changes];
+    if (steps.length === 1 && steps[0]!.expectRows === undefined) return [steps[0]!.statement.run(...steps[0]!.parameters).changes];
     this.connection.exec('SAVEPOINT batch');
     try {
-      const changes = steps.map(({ statement, parameters }) => statement.run(...parameters).changes);
+      const changes = steps.map(({ statement, parameters, expectRows }) => {
+        const changed = statement.run(...parameters).changes;
+        if (expectRows !== undefined && changed !== expectRows) throw new WriteConflictError();
+        return changed;
+      });
       this.connection.exec('RELEASE batch');
       return changes;
     } catch (error) {

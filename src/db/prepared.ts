@@ -2,6 +2,9 @@
 import type SQLite from 'better-sqlite3';
 import { CompiledQuery, type Compilable } from 'kysely';
 import { embeddedSqliteOf, type Db } from './database.js';
+import { WriteConflictError } from './group-commit.js';
+
+export { WriteConflictError };
 
 /** Stands for a named argument while the query is compiled. */
 class Placeholder {
@@ -35,7 +38,12 @@ export interface BoundWrite {
   readonly compiled: CompiledQuery;
   /** The cached statement, on the embedded store. */
   readonly statement?: SQLite.Statement;
+  /** When set, the write must change exactly this many rows, or its whole unit is undone (WriteConflictError). */
+  readonly expectRows?: number;
 }
+
+/** `write` as a compare-and-set within its unit: unless it changes exactly one row, nothing of the unit is written. */
+export const guarded = (write: BoundWrite): BoundWrite => ({ ...write, expectRows: 1 });
 
 /** A write in SQL of its own (dialect-specific text with its parameters), to run with others in runTogether. */
 export function rawWrite(db: Db, text: string, parameters: readonly unknown[]): BoundWrite {
@@ -52,13 +60,19 @@ export async function runTogether(db: Db, writes: readonly BoundWrite[]): Promis
   if (writes.length === 0) return [];
   const embedded = embeddedSqliteOf(db);
   if (embedded) {
-    return embedded.writes.runSteps(writes.map((w) => ({ statement: w.statement!, parameters: w.compiled.parameters })));
+    return embedded.writes.runSteps(
+      writes.map((w) => ({ statement: w.statement!, parameters: w.compiled.parameters, expectRows: w.expectRows })),
+    );
   }
   const changed = (result: { numAffectedRows?: bigint }) => Number(result.numAffectedRows ?? 0n);
-  if (writes.length === 1) return [changed(await db.executeQuery(writes[0]!.compiled))];
+  if (writes.length === 1 && writes[0]!.expectRows === undefined) return [changed(await db.executeQuery(writes[0]!.compiled))];
   return db.transaction().execute(async (trx) => {
     const changes: number[] = [];
-    for (const write of writes) changes.push(changed(await trx.executeQuery(write.compiled)));
+    for (const write of writes) {
+      const rows = changed(await trx.executeQuery(write.compiled));
+      if (write.expectRows !== undefined && rows !== write.expectRows) throw new WriteConflictError();
+      changes.push(rows);
+    }
     return changes;
   });
 }
