@@ -1,6 +1,6 @@
 // The users-api command, run as a child process exactly as an operator would run it.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import {
   cli,
   COMMAND_TIMEOUT_MS,
   makeTempDir,
+  ROOT,
   run,
   SERVE_TIMEOUT_MS,
   startServer,
@@ -20,6 +21,9 @@ import {
 
 /** Shorter than the shared default: two starts and two stops must fit in the serve test's SERVE_TIMEOUT_MS * 3. */
 const CLI_STOP_TIMEOUT_MS = 10_000;
+
+/** An environment the service refuses (an invalid PORT, an unreachable database): commands that need none still work. */
+const BROKEN_ENV = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PORT: 'eighty' };
 
 function tempDb(): { dir: string; db: string } {
   const dir = makeTempDir('cli');
@@ -40,11 +44,66 @@ describe('users-api CLI', () => {
     assert.match(result.stdout, /DATABASE_URL\s+.*\.\/data\/users\.db/, 'the DATABASE_URL default is documented');
   });
 
-  it('keys --help lists create, list and revoke', { timeout: COMMAND_TIMEOUT_MS }, async () => {
-    const { db } = tempDb();
-    const result = await cli(['keys', '--help'], { DATABASE_URL: db });
-    assert.equal(result.code, 0, result.stderr);
-    for (const word of ['create', 'list', 'revoke']) assert.match(result.stdout, new RegExp(`\\b${word}\\b`));
+  it(
+    '--help works for every command and subcommand, with exit 0, without a database or a valid environment',
+    { timeout: COMMAND_TIMEOUT_MS * 4 },
+    async () => {
+      /** The command names under "Commands:" in a help page, without commander's own `help`. */
+      const commandsIn = (help: string) =>
+        [...(/^Commands:\n((?: {2}.*\n?)+)/m.exec(help)?.[1] ?? '').matchAll(/^ {2}(\S+)/gm)]
+          .map((m) => m[1] ?? '')
+          .filter((name) => name !== 'help');
+      /** Every command at and below `path` whose --help works, parents first. */
+      const walk = async (path: string[]): Promise<string[]> => {
+        const result = await cli([...path, '--help'], BROKEN_ENV);
+        const name = ['users-api', ...path].join(' ');
+        assert.equal(result.code, 0, `${name} --help: ${result.stderr}`);
+        assert.equal(result.stderr, '', `${name} --help wrote to stderr`);
+        assert.match(result.stdout, new RegExp(`^Usage: ${name} `), `${name} --help printed someone else's usage`);
+        const below = await Promise.all(commandsIn(result.stdout).map((sub) => walk([...path, sub])));
+        return [path.join(' '), ...below.flat()];
+      };
+      assert.deepEqual(await walk([]), [
+        '',
+        'serve',
+        'migrate',
+        'keys',
+        'keys create',
+        'keys list',
+        'keys revoke',
+        'pii',
+        'pii new-key',
+        'pii rotate',
+        'import',
+      ]);
+    },
+  );
+
+  it('--version and -V print the version from package.json and exit 0, without a valid environment', { timeout: COMMAND_TIMEOUT_MS * 2 }, async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.match(version, /^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V']) {
+      const result = await cli([flag], BROKEN_ENV);
+      assert.equal(result.code, 0, `${flag}: ${result.stderr}`);
+      assert.equal(result.stdout, `${version}\n`);
+      assert.equal(result.stderr, '');
+    }
+  });
+
+  it('an unknown command is named, with the commands there are, in one line and a non-zero exit', { timeout: COMMAND_TIMEOUT_MS * 4 }, async () => {
+    const cases: [string[], RegExp][] = [
+      [['bogus'], /unknown command 'bogus'\. Commands: serve, migrate, keys, pii, import\b/],
+      [['export'], /unknown command 'export'\. Commands: serve, migrate, keys, pii, import\b/],
+      [['keys', 'bogus'], /unknown command 'keys bogus'\. Commands: keys create, keys list, keys revoke\b/],
+      [['pii', 'bogus'], /unknown command 'pii bogus'\. Commands: pii new-key, pii rotate\b/],
+    ];
+    for (const [args, message] of cases) {
+      const { db } = tempDb();
+      const result = await cli(args, { DATABASE_URL: db, PORT: '0', LOG_LEVEL: 'warn' });
+      assertOneLineError(result, message);
+      assert.equal(result.stdout, '', `users-api ${args.join(' ')} printed to stdout`);
+      assert.equal(existsSync(db), false, `users-api ${args.join(' ')} opened the database`);
+    }
   });
 
   describe('migrate and keys on one database', () => {
@@ -217,6 +276,18 @@ describe('users-api CLI', () => {
         }
       },
     );
+
+    it('is the default: users-api with no command serves', { timeout: SERVE_TIMEOUT_MS + CLI_STOP_TIMEOUT_MS }, async () => {
+      const { db } = tempDb();
+      const server = await startServer({ DATABASE_URL: db }, { args: [] });
+      try {
+        const res = await fetch(`${server.base}/healthz`, { signal: AbortSignal.timeout(10_000) });
+        assert.equal(res.status, 200);
+      } finally {
+        const exit = await stopServer(server, CLI_STOP_TIMEOUT_MS);
+        assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${server.stderr()}`);
+      }
+    });
 
     it('on a port already in use exits non-zero with a one-line users-api: message', { timeout: SERVE_TIMEOUT_MS }, async () => {
       const blocker: Server = createServer();
