@@ -104,10 +104,9 @@ keys
       out(JSON.stringify(rows));
       return;
     }
-    out(['api_key_id', 'client_id', 'name', 'created_at', 'revoked_at'].join('\t'));
-    for (const row of rows) {
-      out([row.id, row.client_id, row.name, row.created_at, row.revoked_at ?? '-'].join('\t'));
-    }
+    const columns = ['api_key_id', 'client_id', 'name', 'created_at', 'revoked_at'] as const;
+    out(columns.join('\t'));
+    for (const row of rows) out(columns.map((column) => row[column] ?? '-').join('\t'));
   });
 
 keys

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { jwtVerify } from 'jose';
 import { deriveKey } from '../src/secrets.js';
+import { openStore, STORES } from './helpers/app.js';
 import {
   assertOneLineError,
   cleanUpProcesses,
@@ -24,6 +25,14 @@ const CLI_STOP_TIMEOUT_MS = 10_000;
 
 /** An environment the service refuses (an invalid PORT, an unreachable database): commands that need none still work. */
 const BROKEN_ENV = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none', PORT: 'eighty' };
+
+/** The API's time format (as users' created_at): ISO 8601, UTC, microseconds; and a time between `since` and now. */
+function assertApiTime(value: unknown, since: number): void {
+  assert.ok(typeof value === 'string', `not a time: ${String(value)}`);
+  assert.match(value, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  const at = Date.parse(value);
+  assert.ok(at >= since - 1000 && at <= Date.now() + 1000, `${value} is not the time it was made`);
+}
 
 function tempDb(): { dir: string; db: string } {
   const dir = makeTempDir('cli');
@@ -106,101 +115,142 @@ describe('users-api CLI', () => {
     }
   });
 
-  describe('migrate and keys on one database', () => {
-    const { db } = tempDb();
-    const env = { DATABASE_URL: db };
-    let first: { client_id: string; api_key_id: string; api_key_secret: string };
-    let second: { client_id: string; api_key_id: string; api_key_secret: string };
+  for (const store of STORES) {
+    describe(`migrate and keys on one database (${store})`, () => {
+      const env: NodeJS.ProcessEnv = {};
+      let sqliteFile: string | undefined;
+      let drop = async () => undefined;
+      let first: { client_id: string; api_key_id: string; api_key_secret: string };
+      let second: { client_id: string; api_key_id: string; api_key_secret: string };
+      const started = Date.now();
 
-    it('migrate applies the migrations, and a second run is already up to date', { timeout: COMMAND_TIMEOUT_MS * 2 }, async () => {
-      const one = await cli(['migrate'], env);
-      assert.equal(one.code, 0, one.stderr);
-      assert.match(one.stdout, /^applied \S+/m);
-      assert.doesNotMatch(one.stdout, /already up to date/);
-      assert.ok(statSync(db).isFile(), 'the database file exists');
-      const two = await cli(['migrate'], env);
-      assert.equal(two.code, 0, two.stderr);
-      assert.equal(two.stdout.trim(), 'already up to date');
+      before(async () => {
+        if (store === 'sqlite') {
+          sqliteFile = tempDb().db;
+          env.DATABASE_URL = sqliteFile;
+        } else {
+          const opened = await openStore(store, { migrate: false });
+          Object.assign(env, opened.env);
+          drop = async () => void (await opened.drop());
+        }
+      });
+      after(() => drop());
+
+      it('migrate applies the migrations, and a second run is already up to date', { timeout: COMMAND_TIMEOUT_MS * 2 }, async () => {
+        const one = await cli(['migrate'], env);
+        assert.equal(one.code, 0, one.stderr);
+        assert.match(one.stdout, /^applied \S+/m);
+        assert.doesNotMatch(one.stdout, /already up to date/);
+        if (sqliteFile) assert.ok(statSync(sqliteFile).isFile(), 'the database file exists');
+        const two = await cli(['migrate'], env);
+        assert.equal(two.code, 0, two.stderr);
+        assert.equal(two.stdout.trim(), 'already up to date');
+      });
+
+      it('keys create --json prints exactly client_id, api_key_id, api_key_secret', { timeout: COMMAND_TIMEOUT_MS }, async () => {
+        const result = await cli(['keys', 'create', '--name', 'acme', '--json'], env);
+        assert.equal(result.code, 0, result.stderr);
+        first = JSON.parse(result.stdout);
+        assert.deepEqual(Object.keys(first), ['client_id', 'api_key_id', 'api_key_secret']);
+        for (const value of Object.values(first)) assert.ok(typeof value === 'string' && value.length >= 16, value);
+        assert.notEqual(first.api_key_id, first.api_key_secret);
+      });
+
+      it('keys create --client reuses the client, with a new key id and secret', { timeout: COMMAND_TIMEOUT_MS }, async () => {
+        const result = await cli(['keys', 'create', '--name', 'second', '--client', first.client_id, '--json'], env);
+        assert.equal(result.code, 0, result.stderr);
+        second = JSON.parse(result.stdout);
+        assert.deepEqual(Object.keys(second), ['client_id', 'api_key_id', 'api_key_secret']);
+        assert.equal(second.client_id, first.client_id);
+        assert.notEqual(second.api_key_id, first.api_key_id);
+        assert.notEqual(second.api_key_secret, first.api_key_secret);
+      });
+
+      it('keys create --client with an unknown client fails in one line and creates nothing', { timeout: COMMAND_TIMEOUT_MS * 2 }, async () => {
+        const ghost = '00000000-0000-4000-8000-000000000000';
+        const result = await cli(['keys', 'create', '--name', 'ghost', '--client', ghost, '--json'], env);
+        assertOneLineError(result, new RegExp(ghost));
+        assert.equal(result.stdout, '');
+        const list = await cli(['keys', 'list'], env);
+        assert.doesNotMatch(list.stdout, /ghost/);
+        assert.equal(list.code, 0, list.stderr);
+        assert.equal(list.stdout.includes(ghost), false);
+      });
+
+      it('keys list shows both keys and their client, never a secret', { timeout: COMMAND_TIMEOUT_MS }, async () => {
+        const result = await cli(['keys', 'list'], env);
+        assert.equal(result.code, 0, result.stderr);
+        const [header, ...lines] = result.stdout.trim().split('\n');
+        assert.equal(header, ['api_key_id', 'client_id', 'name', 'created_at', 'revoked_at'].join('\t'));
+        const rows = lines.map((line) => line.split('\t'));
+        for (const row of rows) assertApiTime(row[3], started);
+        assert.deepEqual(
+          rows.map((r) => r[0]),
+          [first.api_key_id, second.api_key_id],
+        );
+        for (const row of rows) {
+          assert.equal(row[1], first.client_id);
+          assert.equal(row.at(-1), '-', 'not revoked');
+        }
+        assert.deepEqual(
+          rows.map((r) => r[2]),
+          ['acme', 'second'],
+        );
+        for (const secret of [first.api_key_secret, second.api_key_secret]) {
+          assert.equal(result.stdout.includes(secret), false, 'keys list printed a secret');
+          assert.equal(result.stderr.includes(secret), false);
+        }
+      });
+
+      it('keys list --json names the key api_key_id as keys create does, with the API\'s times', { timeout: COMMAND_TIMEOUT_MS * 2 }, async () => {
+        const result = await cli(['keys', 'list', '--json'], env);
+        assert.equal(result.code, 0, result.stderr);
+        const rows = JSON.parse(result.stdout) as Record<string, unknown>[];
+        for (const row of rows) assert.deepEqual(Object.keys(row), ['api_key_id', 'client_id', 'name', 'created_at', 'revoked_at']);
+        assert.deepEqual(
+          rows.map(({ api_key_id, client_id, name, revoked_at }) => ({ api_key_id, client_id, name, revoked_at })),
+          [
+            { api_key_id: first.api_key_id, client_id: first.client_id, name: 'acme', revoked_at: null },
+            { api_key_id: second.api_key_id, client_id: first.client_id, name: 'second', revoked_at: null },
+          ],
+        );
+        for (const row of rows) assertApiTime(row.created_at, started);
+        const text = await cli(['keys', 'list'], env);
+        assert.equal(text.code, 0, text.stderr);
+        assert.deepEqual(
+          text.stdout.trim().split('\n').slice(1).map((line) => line.split('\t')[3]),
+          rows.map((row) => row.created_at),
+          'the text and JSON listings print the same times',
+        );
+      });
+
+      it('keys revoke marks the key revoked; revoking it again fails in one line', { timeout: COMMAND_TIMEOUT_MS * 3 }, async () => {
+        const revoke = await cli(['keys', 'revoke', first.api_key_id], env);
+        assert.equal(revoke.code, 0, revoke.stderr);
+        assert.match(revoke.stdout, new RegExp(first.api_key_id));
+
+        const list = await cli(['keys', 'list', '--json'], env);
+        assert.equal(list.code, 0, list.stderr);
+        const rows = JSON.parse(list.stdout) as { api_key_id: string; revoked_at: string | null }[];
+        const revoked = rows.find((r) => r.api_key_id === first.api_key_id);
+        const kept = rows.find((r) => r.api_key_id === second.api_key_id);
+        assert.ok(revoked && kept);
+        assertApiTime(revoked.revoked_at, started);
+        assert.equal(kept.revoked_at, null);
+        for (const secret of [first.api_key_secret, second.api_key_secret]) assert.equal(list.stdout.includes(secret), false);
+
+        const text = await cli(['keys', 'list'], env);
+        const line = text.stdout.split('\n').find((l) => l.startsWith(first.api_key_id));
+        assert.ok(line);
+        assert.equal(line.split('\t').at(-1), revoked.revoked_at, 'the text listing shows the key revoked, at the same time');
+
+        const again = await cli(['keys', 'revoke', first.api_key_id], env);
+        assertOneLineError(again, new RegExp(first.api_key_id));
+        const unknown = await cli(['keys', 'revoke', 'no-such-key'], env);
+        assertOneLineError(unknown, /no-such-key/);
+      });
     });
-
-    it('keys create --json prints exactly client_id, api_key_id, api_key_secret', { timeout: COMMAND_TIMEOUT_MS }, async () => {
-      const result = await cli(['keys', 'create', '--name', 'acme', '--json'], env);
-      assert.equal(result.code, 0, result.stderr);
-      first = JSON.parse(result.stdout);
-      assert.deepEqual(Object.keys(first), ['client_id', 'api_key_id', 'api_key_secret']);
-      for (const value of Object.values(first)) assert.ok(typeof value === 'string' && value.length >= 16, value);
-      assert.notEqual(first.api_key_id, first.api_key_secret);
-    });
-
-    it('keys create --client reuses the client, with a new key id and secret', { timeout: COMMAND_TIMEOUT_MS }, async () => {
-      const result = await cli(['keys', 'create', '--name', 'second', '--client', first.client_id, '--json'], env);
-      assert.equal(result.code, 0, result.stderr);
-      second = JSON.parse(result.stdout);
-      assert.deepEqual(Object.keys(second), ['client_id', 'api_key_id', 'api_key_secret']);
-      assert.equal(second.client_id, first.client_id);
-      assert.notEqual(second.api_key_id, first.api_key_id);
-      assert.notEqual(second.api_key_secret, first.api_key_secret);
-    });
-
-    it('keys create --client with an unknown client fails in one line and creates nothing', { timeout: COMMAND_TIMEOUT_MS * 2 }, async () => {
-      const ghost = '00000000-0000-4000-8000-000000000000';
-      const result = await cli(['keys', 'create', '--name', 'ghost', '--client', ghost, '--json'], env);
-      assertOneLineError(result, new RegExp(ghost));
-      assert.equal(result.stdout, '');
-      const list = await cli(['keys', 'list'], env);
-      assert.doesNotMatch(list.stdout, /ghost/);
-      assert.equal(list.code, 0, list.stderr);
-      assert.equal(list.stdout.includes(ghost), false);
-    });
-
-    it('keys list shows both keys and their client, never a secret', { timeout: COMMAND_TIMEOUT_MS }, async () => {
-      const result = await cli(['keys', 'list'], env);
-      assert.equal(result.code, 0, result.stderr);
-      const rows = result.stdout.trim().split('\n').slice(1).map((line) => line.split('\t'));
-      assert.deepEqual(
-        rows.map((r) => r[0]),
-        [first.api_key_id, second.api_key_id],
-      );
-      for (const row of rows) {
-        assert.equal(row[1], first.client_id);
-        assert.equal(row.at(-1), '-', 'not revoked');
-      }
-      assert.deepEqual(
-        rows.map((r) => r[2]),
-        ['acme', 'second'],
-      );
-      for (const secret of [first.api_key_secret, second.api_key_secret]) {
-        assert.equal(result.stdout.includes(secret), false, 'keys list printed a secret');
-        assert.equal(result.stderr.includes(secret), false);
-      }
-    });
-
-    it('keys revoke marks the key revoked; revoking it again fails in one line', { timeout: COMMAND_TIMEOUT_MS * 3 }, async () => {
-      const revoke = await cli(['keys', 'revoke', first.api_key_id], env);
-      assert.equal(revoke.code, 0, revoke.stderr);
-      assert.match(revoke.stdout, new RegExp(first.api_key_id));
-
-      const list = await cli(['keys', 'list', '--json'], env);
-      assert.equal(list.code, 0, list.stderr);
-      const rows = JSON.parse(list.stdout) as { id: string; revoked_at: string | null }[];
-      const revoked = rows.find((r) => r.id === first.api_key_id);
-      const kept = rows.find((r) => r.id === second.api_key_id);
-      assert.ok(revoked && kept);
-      assert.ok(revoked.revoked_at !== null && !Number.isNaN(Date.parse(revoked.revoked_at)), 'revoked_at is a timestamp');
-      assert.equal(kept.revoked_at, null);
-      for (const secret of [first.api_key_secret, second.api_key_secret]) assert.equal(list.stdout.includes(secret), false);
-
-      const text = await cli(['keys', 'list'], env);
-      const line = text.stdout.split('\n').find((l) => l.startsWith(first.api_key_id));
-      assert.ok(line);
-      assert.notEqual(line.split('\t').at(-1), '-', 'the text listing shows the key revoked');
-
-      const again = await cli(['keys', 'revoke', first.api_key_id], env);
-      assertOneLineError(again, new RegExp(first.api_key_id));
-      const unknown = await cli(['keys', 'revoke', 'no-such-key'], env);
-      assertOneLineError(unknown, /no-such-key/);
-    });
-  });
+  }
 
   describe('serve', () => {
     it(
