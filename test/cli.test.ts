@@ -1,6 +1,6 @@
 // The users-api command, run as a child process exactly as an operator would run it.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -34,6 +34,29 @@ function assertApiTime(value: unknown, since: number): void {
   assert.ok(at >= since - 1000 && at <= Date.now() + 1000, `${value} is not the time it was made`);
 }
 
+/** The command names under "Commands:" in a help page, without commander's own `help`. */
+function commandsIn(help: string): string[] {
+  return [...(/^Commands:\n((?: {2}.*\n?)+)/m.exec(help)?.[1] ?? '').matchAll(/^ {2}(\S+)/gm)]
+    .map((m) => m[1] ?? '')
+    .filter((name) => name !== 'help');
+}
+
+/** Every command at and below `path`, found through the help pages (each checked on the way), parents first. */
+async function walkHelp(path: string[]): Promise<{ path: string; leaf: boolean }[]> {
+  const result = await cli([...path, '--help'], BROKEN_ENV);
+  const name = ['users-api', ...path].join(' ');
+  assert.equal(result.code, 0, `${name} --help: ${result.stderr}`);
+  assert.equal(result.stderr, '', `${name} --help wrote to stderr`);
+  assert.match(result.stdout, new RegExp(`^Usage: ${name} `), `${name} --help printed someone else's usage`);
+  const subs = commandsIn(result.stdout);
+  const below = await Promise.all(subs.map((sub) => walkHelp([...path, sub])));
+  return [{ path: path.join(' '), leaf: subs.length === 0 }, ...below.flat()];
+}
+
+let tree: ReturnType<typeof walkHelp> | undefined;
+/** The CLI's commands, walked once for this file. */
+const commandTree = () => (tree ??= walkHelp([]));
+
 function tempDb(): { dir: string; db: string } {
   const dir = makeTempDir('cli');
   return { dir, db: join(dir, 'users.db') };
@@ -57,34 +80,10 @@ describe('users-api CLI', () => {
     '--help works for every command and subcommand, with exit 0, without a database or a valid environment',
     { timeout: COMMAND_TIMEOUT_MS * 4 },
     async () => {
-      /** The command names under "Commands:" in a help page, without commander's own `help`. */
-      const commandsIn = (help: string) =>
-        [...(/^Commands:\n((?: {2}.*\n?)+)/m.exec(help)?.[1] ?? '').matchAll(/^ {2}(\S+)/gm)]
-          .map((m) => m[1] ?? '')
-          .filter((name) => name !== 'help');
-      /** Every command at and below `path` whose --help works, parents first. */
-      const walk = async (path: string[]): Promise<string[]> => {
-        const result = await cli([...path, '--help'], BROKEN_ENV);
-        const name = ['users-api', ...path].join(' ');
-        assert.equal(result.code, 0, `${name} --help: ${result.stderr}`);
-        assert.equal(result.stderr, '', `${name} --help wrote to stderr`);
-        assert.match(result.stdout, new RegExp(`^Usage: ${name} `), `${name} --help printed someone else's usage`);
-        const below = await Promise.all(commandsIn(result.stdout).map((sub) => walk([...path, sub])));
-        return [path.join(' '), ...below.flat()];
-      };
-      assert.deepEqual(await walk([]), [
-        '',
-        'serve',
-        'migrate',
-        'keys',
-        'keys create',
-        'keys list',
-        'keys revoke',
-        'pii',
-        'pii new-key',
-        'pii rotate',
-        'import',
-      ]);
+      assert.deepEqual(
+        (await commandTree()).map((command) => command.path),
+        ['', 'serve', 'migrate', 'keys', 'keys create', 'keys list', 'keys revoke', 'pii', 'pii new-key', 'pii rotate', 'import'],
+      );
     },
   );
 
@@ -361,6 +360,90 @@ describe('users-api CLI', () => {
       const { db } = tempDb();
       const result = await cli(['serve'], { DATABASE_URL: db, PORT: 'eighty', HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
       assertOneLineError(result, /PORT/);
+    });
+  });
+
+  describe('README', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    /** The text of the README section headed `## title`, up to the next `## ` heading. */
+    const section = (title: string) => {
+      const start = readme.indexOf(`\n## ${title}\n`);
+      assert.notEqual(start, -1, `no section ${title}`);
+      const end = readme.indexOf('\n## ', start + 1);
+      return readme.slice(start, end === -1 ? undefined : end);
+    };
+
+    it('the CLI section shows every command, --version and --help', { timeout: COMMAND_TIMEOUT_MS * 4 }, async () => {
+      const text = section('The CLI');
+      const leaves = (await commandTree()).filter((command) => command.leaf).map((command) => command.path);
+      assert.ok(leaves.length >= 8, leaves.join(', '));
+      for (const command of [...leaves, '--version', '--help']) {
+        assert.match(text, new RegExp(`^npx users-api ${command}(?: |$)`, 'm'), `the CLI section has no example of ${command}`);
+      }
+    });
+
+    it('the PostgreSQL recipe says which PORT to use while an embedded instance holds 8080', () => {
+      const text = section('Running on PostgreSQL');
+      assert.match(text, /\bPORT=(?!8080)\d+ npm start\b/);
+      assert.match(text, /8080/);
+    });
+  });
+
+  describe('build', () => {
+    const BUILD_TIMEOUT_MS = 180_000;
+    let dir = '';
+    before(() => {
+      // What the build reads, copied to a temp dir with the project's node_modules: the tree under test is not rebuilt.
+      dir = makeTempDir('build');
+      for (const entry of ['src', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
+        cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+      }
+      symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+    });
+    const npmRun = (...args: string[]) => run('npm', ['run', ...args], {}, { cwd: dir, timeoutMs: BUILD_TIMEOUT_MS });
+    const version = async () => (await run(process.execPath, [join(dir, 'dist', 'main.js'), '--version'], {}, { cwd: dir })).stdout;
+    /** Every source file has its compiled file. */
+    const assertComplete = () => {
+      const sources = readdirSync(join(dir, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+      assert.ok(sources.length > 20);
+      const missing = sources.filter((f) => !existsSync(join(dir, 'dist', f.replace(/\.ts$/, '.js'))));
+      assert.deepEqual(missing, [], 'compiled files missing from dist/');
+    };
+    const { version: expected } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+
+    it('npm start builds again only when a source changed', { timeout: BUILD_TIMEOUT_MS * 3 }, async () => {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+      assert.equal(pkg.scripts.prestart, 'npm run build');
+      const first = await npmRun('build');
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      assertComplete();
+      assert.equal(await version(), `${expected}\n`);
+
+      // --diagnostics prints the compiler's file counts whenever it loads the program: nothing changed, so it must not.
+      const unchanged = await npmRun('build', '--', '--diagnostics');
+      assert.equal(unchanged.code, 0, unchanged.stdout + unchanged.stderr);
+      assert.doesNotMatch(unchanged.stdout, /^Files:/m, 'the build compiled again although nothing had changed');
+
+      const main = join(dir, 'src', 'main.ts');
+      writeFileSync(main, readFileSync(main, 'utf8').replace('.version(version)', ".version(`${version}-edited`)"));
+      const changed = await npmRun('build', '--', '--diagnostics');
+      assert.equal(changed.code, 0, changed.stdout + changed.stderr);
+      assert.match(changed.stdout, /^Files:/m);
+      assert.equal(await version(), `${expected}-edited\n`, 'the change was not built');
+    });
+
+    it('a build after dist/ or everything in it was removed emits all of dist/ again', { timeout: BUILD_TIMEOUT_MS * 3 }, async () => {
+      assert.ok(existsSync(join(dir, 'dist', 'main.js')), 'the previous test built dist/');
+      rmSync(join(dir, 'dist'), { recursive: true });
+      const afterRemoval = await npmRun('build');
+      assert.equal(afterRemoval.code, 0, afterRemoval.stdout + afterRemoval.stderr);
+      assertComplete();
+
+      for (const entry of readdirSync(join(dir, 'dist'))) rmSync(join(dir, 'dist', entry), { recursive: true });
+      const afterEmptying = await npmRun('build');
+      assert.equal(afterEmptying.code, 0, afterEmptying.stdout + afterEmptying.stderr);
+      assertComplete();
+      assert.equal(await version(), `${expected}-edited\n`, 'dist/ holds the sources as they are now');
     });
   });
 });
