@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The users-api command: serve, migrate, keys, pii, import.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, ENVIRONMENT_HELP, loadConfig, type Config } from './config.js';
 import { connectDatabase, DatabaseUnavailableError, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
@@ -37,6 +37,12 @@ function rejectUnknownCommand(group: Command, word: string): never {
   const prefix = path(group).map((name) => `${name} `).join('');
   const commands = group.commands.map((command) => `${prefix}${command.name()}`).join(', ');
   throw new UsageError(`unknown command '${prefix}${word}'. Commands: ${commands}. See users-api ${prefix}--help.`);
+}
+
+/** For numeric options: commander names the option and the value, where parseInt's NaN reached the database. */
+function positiveInteger(value: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(value)) throw new InvalidArgumentError('Expected a positive integer.');
+  return Number(value);
 }
 
 // Read at run time: dist/main.js and src/main.ts (under tsx) are both one directory below package.json.
@@ -134,7 +140,7 @@ pii
 pii
   .command('rotate')
   .description('re-encrypt every user\'s personal data under the first key of PII_KEYS; safe while serving')
-  .option('--batch <n>', 'rows per batch', (v) => Number.parseInt(v, 10), 500)
+  .option('--batch <n>', 'rows per batch', positiveInteger, 500)
   .action(async (options: { batch: number }) => {
     const cipher = new PiiCipher(resolveSecrets(config()).piiKeys);
     const total = await withDb(async (db) => {

@@ -114,6 +114,15 @@ describe('users-api CLI', () => {
     }
   });
 
+  it('pii rotate --batch takes a positive integer, and says so before it needs a database', { timeout: COMMAND_TIMEOUT_MS * 3 }, async () => {
+    for (const batch of ['abc', '0', '10x']) {
+      const result = await cli(['pii', 'rotate', '--batch', batch], BROKEN_ENV);
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`^error: option '--batch <n>' argument '${batch}' is invalid\\. Expected a positive integer\\.`));
+      assert.equal(result.stdout, '');
+    }
+  });
+
   for (const store of STORES) {
     describe(`migrate and keys on one database (${store})`, () => {
       const env: NodeJS.ProcessEnv = {};
