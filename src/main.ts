@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// The users-api command: serve, migrate, keys.
-import { Command, CommanderError } from 'commander';
+// The users-api command: serve, migrate, keys, pii, import.
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { ConfigError, ENVIRONMENT_HELP, loadConfig, type Config } from './config.js';
 import { connectDatabase, DatabaseUnavailableError, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
-import { createReadStream, statSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { clientExists, createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
 import { newPiiKeyEntry, PiiCipher } from './pii/pii.cipher.js';
 import { resolveSecrets } from './secrets.js';
@@ -29,11 +29,37 @@ async function withDb<T>(run: (db: Db) => Promise<T>): Promise<T> {
   }
 }
 
+/** A mistyped command line: reported in one line, exit code 1 as for commander's own usage errors. */
+class UsageError extends Error {}
+
+/** Names the unknown word and the commands there are, instead of commander's help page or a complaint about serve. */
+function rejectUnknownCommand(group: Command, word: string): never {
+  const path = (command: Command): string[] => (command.parent ? [...path(command.parent), command.name()] : []);
+  const prefix = path(group).map((name) => `${name} `).join('');
+  const commands = group.commands.map((command) => `${prefix}${command.name()}`).join(', ');
+  throw new UsageError(`unknown command '${prefix}${word}'. Commands: ${commands}. See users-api ${prefix}--help.`);
+}
+
+/** For numeric options: commander names the option and the value, where parseInt's NaN reached the database. */
+function positiveInteger(value: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(value)) throw new InvalidArgumentError('Expected a positive integer.');
+  return Number(value);
+}
+
+// Read at run time: dist/main.js and src/main.ts (under tsx) are both one directory below package.json.
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('users-api')
   .description('Users API service: multi-tenant users and user tokens over HTTP')
+  .version(version)
   .showHelpAfterError()
   .addHelpText('after', `\n${ENVIRONMENT_HELP}`)
-  .exitOverride();
+  .exitOverride()
+  // serve is the default command, so commander hands it every word that names no command.
+  .hook('preSubcommand', (root, command) => {
+    const [word] = root.args;
+    if (command.name() === 'serve' && word !== undefined && word !== 'serve' && !word.startsWith('-')) rejectUnknownCommand(root, word);
+  });
 
 program
   .command('serve', { isDefault: true })
@@ -55,7 +81,10 @@ program
     }
   });
 
-const keys = program.command('keys').description('manage API keys (one client = one tenant)');
+const keys = program
+  .command('keys')
+  .description('manage API keys (one client = one tenant)')
+  .on('command:*', ([word]: string[]) => rejectUnknownCommand(keys, word ?? ''));
 
 keys
   .command('create')
@@ -82,10 +111,9 @@ keys
       out(JSON.stringify(rows));
       return;
     }
-    out(['api_key_id', 'client_id', 'name', 'created_at', 'revoked_at'].join('\t'));
-    for (const row of rows) {
-      out([row.id, row.client_id, row.name, row.created_at, row.revoked_at ?? '-'].join('\t'));
-    }
+    const columns = ['api_key_id', 'client_id', 'name', 'created_at', 'revoked_at'] as const;
+    out(columns.join('\t'));
+    for (const row of rows) out(columns.map((column) => row[column] ?? '-').join('\t'));
   });
 
 keys
@@ -97,7 +125,10 @@ keys
     out(`revoked ${id}`);
   });
 
-const pii = program.command('pii').description('encryption keys of personal data at rest (PII_KEYS)');
+const pii = program
+  .command('pii')
+  .description('encryption keys of personal data at rest (PII_KEYS)')
+  .on('command:*', ([word]: string[]) => rejectUnknownCommand(pii, word ?? ''));
 
 pii
   .command('new-key')
@@ -113,7 +144,7 @@ pii
     're-encrypt every user\'s personal data under the first key of PII_KEYS; safe while serving: refused while ' +
       'a running instance does not hold that key',
   )
-  .option('--batch <n>', 'rows per batch', (v) => Number.parseInt(v, 10), 500)
+  .option('--batch <n>', 'rows per batch', positiveInteger, 500)
   .action(async (options: { batch: number }) => {
     const rotated = await withDb(async (db) => {
       const cipher = new PiiCipher(resolveSecrets(config(), db).piiKeys);
@@ -159,6 +190,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
+  if (error instanceof UsageError) {
+    console.error(`users-api: ${error.message}`);
+    process.exit(1);
+  }
   if (
     error instanceof ConfigError ||
     error instanceof KeyError ||

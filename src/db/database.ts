@@ -163,9 +163,13 @@ const embeddedStores = new WeakMap<Db, EmbeddedSqlite>();
 /** The embedded SQLite connection behind `db`, or undefined for PostgreSQL (and inside Kysely transactions). */
 export const embeddedSqliteOf = (db: Db): EmbeddedSqlite | undefined => embeddedStores.get(db);
 
-/** PostgreSQL timestamptz text (session TimeZone=UTC) as the API's ISO 8601 form with microseconds. */
-export function timestamptzToIso(text: string): string {
-  const match = /^(\d{4,}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00$/.exec(text);
+/**
+ * A stored time in the API's form, ISO 8601 UTC with microseconds (2023-03-08T17:04:23.345612Z), from either store's
+ * text: PostgreSQL's timestamptz (session TimeZone=UTC) or SQLite's, which is what was written (toISOString's
+ * milliseconds for times the application did not make in the API's form).
+ */
+export function storedTimeToIso(text: string): string {
+  const match = /^(\d{4,}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?(?:\+00|Z)$/.exec(text);
   if (!match) return new Date(text).toISOString().replace(/Z$/, '000Z');
   return `${match[1]}T${match[2]}.${(match[3] ?? '').padEnd(6, '0')}Z`;
 }
@@ -180,7 +184,7 @@ const PG_OID = { json: 114, jsonb: 3802, timestamptz: 1184 } as const;
 const pgTypes = {
   getTypeParser(oid: number, format?: string) {
     if (oid === PG_OID.json || oid === PG_OID.jsonb) return (text: string) => text;
-    if (oid === PG_OID.timestamptz) return timestamptzToIso;
+    if (oid === PG_OID.timestamptz) return storedTimeToIso;
     return loadPg().types.getTypeParser(oid, format as 'text');
   },
 };

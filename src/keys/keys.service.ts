@@ -1,6 +1,6 @@
 // Tenants and API keys: secrets are random, shown once, and stored only as a SHA-256 hash.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Db } from '../db/database.js';
+import { storedTimeToIso, type Db } from '../db/database.js';
 import { UUID } from '../users/users.ids.js';
 import * as repo from './keys.repository.js';
 
@@ -8,6 +8,15 @@ export interface IssuedKey {
   client_id: string;
   api_key_id: string;
   api_key_secret: string;
+}
+
+/** A key as `keys list` shows it: named as in IssuedKey, times as the API writes them, never the secret's hash. */
+export interface ListedKey {
+  api_key_id: string;
+  client_id: string;
+  name: string;
+  created_at: string;
+  revoked_at: string | null;
 }
 
 export class KeyError extends Error {}
@@ -78,7 +87,16 @@ export async function clientExists(db: Db, clientId: string): Promise<boolean> {
   return UUID.test(clientId) && (await repo.findClientById(db, clientId)) !== undefined;
 }
 
-export const listApiKeys = repo.listApiKeys;
+export async function listApiKeys(db: Db): Promise<ListedKey[]> {
+  return (await repo.listApiKeys(db)).map((row) => ({
+    api_key_id: row.id,
+    client_id: row.client_id,
+    name: row.name,
+    created_at: storedTimeToIso(row.created_at),
+    revoked_at: row.revoked_at === null ? null : storedTimeToIso(row.revoked_at),
+  }));
+}
+
 export const countActiveApiKeys = repo.countActiveApiKeys;
 
 export async function revokeApiKey(db: Db, id: string): Promise<boolean> {

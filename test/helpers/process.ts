@@ -195,12 +195,15 @@ export interface ServerProcess extends ChildRun {
 const LISTENING = /"msg":"Server listening at (http:\/\/127\.0\.0\.1:(\d+))"/;
 
 /**
- * `users-api serve` on PORT=0 (the OS picks a free port, so files can run in parallel), resolved once stdout matches
- * `ready`, whose groups 1 and 2 must be the base URL and the port.
+ * `users-api serve` (or `users-api ARGS`) on PORT=0 (the OS picks a free port, so files can run in parallel), resolved
+ * once stdout matches `ready`, whose groups 1 and 2 must be the base URL and the port.
  */
-export async function startServer(env: NodeJS.ProcessEnv, { name = 'server', ready = LISTENING } = {}): Promise<ServerProcess> {
+export async function startServer(
+  env: NodeJS.ProcessEnv,
+  { name = 'server', ready = LISTENING, args = ['serve'] } = {},
+): Promise<ServerProcess> {
   const defaults = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' };
-  const server = start(name, process.execPath, ['--import', TSX, MAIN, 'serve'], { ...defaults, ...env }, ROOT);
+  const server = start(name, process.execPath, ['--import', TSX, MAIN, ...args], { ...defaults, ...env }, ROOT);
   const match = await waitFor(
     () => ready.exec(server.stdout()),
     SERVE_TIMEOUT_MS,
