@@ -123,10 +123,7 @@ export class AccountsRepository {
     return (await this.update.run({ ...row, expectedVersion })) > 0;
   }
 
-  /**
-   * The writes of a change to one of a user's accounts: lock the user, `change`, recompute the user's arrays.
-   * The change is the second write: see its count in runTogether's result.
-   */
+  /** The writes of a change to one of a user's accounts: lock the user, `change`, recompute the user's arrays. */
   withUserArrays(clientId: string, userId: string, change: BoundWrite): BoundWrite[] {
     const text = RECOMPUTE[dialectOf(this.db)];
     const parameters = dialectOf(this.db) === 'sqlite' ? [clientId, userId, clientId, userId, clientId, userId] : [clientId, userId];

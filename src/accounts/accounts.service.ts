@@ -2,7 +2,7 @@
 import { timestampNow } from '../clock.js';
 import type { AccountsTable, Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/database.js';
-import { runTogether, type Planned } from '../db/prepared.js';
+import { guarded, runTogether, WriteConflictError, type Planned } from '../db/prepared.js';
 import { errors } from '../errors.js';
 import type { CursorCodec } from '../paging/cursor.js';
 import { walkPage } from '../paging/keyset.js';
@@ -122,8 +122,12 @@ export class AccountsService {
   /** DELETE /v2/accounts/{id}: the account goes, and the user's arrays with it, in one transaction. */
   async delete(clientId: string, rawId: string): Promise<void> {
     const row = await this.findRow(clientId, rawId);
-    const [, removed] = await runTogether(this.db, this.repo.withUserArrays(clientId, row.user_id, this.repo.bindRemove(clientId, row.id)));
-    if (removed === 0) throw errors.notFound();
+    try {
+      await runTogether(this.db, this.repo.withUserArrays(clientId, row.user_id, guarded(this.repo.bindRemove(clientId, row.id))));
+    } catch (error) {
+      if (error instanceof WriteConflictError) throw errors.notFound(); // deleted meanwhile
+      throw error;
+    }
   }
 
   /**
@@ -185,8 +189,13 @@ export class AccountsService {
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
       const current = await this.findRow(clientId, rawId, userId);
       const next = reported(current, body, timestampNow());
-      const [, changed] = await runTogether(this.db, this.repo.withUserArrays(clientId, userId, this.repo.bindUpdate(next, current.version)));
-      if (changed === 1) return accountRowToAccount(next);
+      try {
+        await runTogether(this.db, this.repo.withUserArrays(clientId, userId, guarded(this.repo.bindUpdate(next, current.version))));
+        return accountRowToAccount(next);
+      } catch (error) {
+        // Another report came first: read again and apply this one to what it left.
+        if (!(error instanceof WriteConflictError)) throw error;
+      }
     }
     throw errors.unavailable();
   }

@@ -1,5 +1,6 @@
 // Tenants and API keys: secrets are random, shown once, and stored only as a SHA-256 hash.
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { timestampNow } from '../clock.js';
 import { storedTimeToIso, type Db } from '../db/database.js';
 import { UUID } from '../users/users.ids.js';
 import * as repo from './keys.repository.js';
@@ -27,7 +28,7 @@ const API_KEY_ID = /^[0-9a-f]{32}$/;
 const hashSecret = (secret: string) => createHash('sha256').update(secret).digest();
 
 export async function createApiKey(db: Db, options: { name: string; clientId?: string }): Promise<IssuedKey> {
-  const now = new Date().toISOString();
+  const now = timestampNow();
   let clientId = options.clientId;
   if (clientId === undefined) {
     clientId = randomUUID();
@@ -100,5 +101,5 @@ export async function listApiKeys(db: Db): Promise<ListedKey[]> {
 export const countActiveApiKeys = repo.countActiveApiKeys;
 
 export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
-  return API_KEY_ID.test(id) && repo.revokeApiKey(db, id, new Date().toISOString());
+  return API_KEY_ID.test(id) && repo.revokeApiKey(db, id, timestampNow());
 }
