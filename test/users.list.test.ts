@@ -1,13 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApi, createUser, STORES, type TestApi } from './helpers/app.js';
-
-/** The path and query of a next/previous link, for inject; asserts it carries only a cursor. */
-function follow(link: string): string {
-  const url = new URL(link);
-  assert.deepEqual([...url.searchParams.keys()], ['cursor']);
-  return `${url.pathname}${url.search}`;
-}
+import { createTestApi, createUser, follow, STORES, type TestApi } from './helpers/app.js';
 
 for (const store of STORES) {
   describe(`GET /v2/users (${store})`, () => {

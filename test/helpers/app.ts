@@ -1,4 +1,5 @@
 // Builds a migrated app on a fresh store per test file, with one tenant ready, and small request helpers.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import pg from 'pg';
@@ -198,4 +199,11 @@ export async function createUser(api: TestApi, body: unknown = {}, as?: IssuedKe
   const res = await api.request({ method: 'POST', url: '/v2/users', payload: body as object, as });
   if (res.status !== 200) throw new Error(`create failed: ${res.status} ${res.body}`);
   return res.json.id as string;
+}
+
+/** The path and query of a next/previous link, for inject; asserts it carries only a cursor. */
+export function follow(link: string): string {
+  const url = new URL(link);
+  assert.deepEqual([...url.searchParams.keys()], ['cursor']);
+  return `${url.pathname}${url.search}`;
 }
