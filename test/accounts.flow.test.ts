@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTestApi, STORES, type TestApi } from './helpers/app.js';
-import { accountRows, attempt, createLinkUser, idsOf, linkRequest, report } from './helpers/link.js';
+import { accountRows, attempt, idsOf, linkRequest, report } from './helpers/link.js';
 
 const PREFILL = { first_name: 'Sarah', last_name: 'Longfield', email: 'sarah@email.com', phone_number: '+12125555555' };
 

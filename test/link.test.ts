@@ -420,6 +420,27 @@ for (const store of STORES) {
       assert.deepEqual(arrays.items, connectedInOrder);
     });
 
+    it('reports, account deletes and user PATCHes at once: the arrays are exact for the accounts that remain', async () => {
+      const user = await createLinkUser(api);
+      const accounts: AccountJson[] = [];
+      for (let i = 0; i < 12; i++) accounts.push(i < 4 ? await connect(api, user, `mixed-${i}`, [`Early ${i}`]) : (await attempt(api, user, { item: `mixed-${i}` })).json);
+      const work = [
+        // Delete two connected accounts, connect the new ones, fail one, and patch the user meanwhile.
+        api.request({ method: 'DELETE', url: `/v2/accounts/${accounts[0].id}` }),
+        api.request({ method: 'DELETE', url: `/v2/accounts/${accounts[1].id}` }),
+        ...accounts.slice(4, 11).map((a, i) => report(api, user, a.id, { connection: { status: 'connected' }, employers: [`Late ${i}`] })),
+        report(api, user, accounts[11].id, { connection: { status: 'error', error_code: 'account_inaccessible' } }),
+        ...Array.from({ length: 6 }, (_, i) => api.request({ method: 'PATCH', url: `/v2/users/${user.id}`, payload: { first_name: `Name ${i}` } })),
+      ];
+      for (const res of await Promise.all(work)) assert.ok(res.status === 200 || res.status === 204, `${res.status} ${res.body}`);
+      const remaining = (await api.request({ method: 'GET', url: `/v2/accounts?user=${user.id}&limit=200` })).json.results as AccountJson[];
+      const connectedNow = remaining.filter((a) => a.connection.status === 'connected');
+      assert.equal(connectedNow.length, 2 + 7);
+      const arrays = await arraysOf(api, user.id);
+      assert.deepEqual([...arrays.items].sort(), connectedNow.map((a) => a.item).sort());
+      assert.deepEqual([...arrays.employers].sort(), [...new Set(connectedNow.flatMap((a) => a.employers as string[]))].sort());
+    });
+
     it('concurrent POSTs of one item make one account: one 201, the others 200 with the same account', async () => {
       const user = await createLinkUser(api);
       for (const item of ['same-1', 'same-2', 'same-3']) {
