@@ -4,6 +4,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { ADDRESS_KEYS, BIRTH_DATE_KEYS, createTestApi, createUser, FULL_USER_BODY, type Response, STORES, type TestApi, USER_KEYS } from './helpers/app.js';
+import { ACCOUNT_KEYS, attempt, CONNECTION_KEYS, createLinkUser, linkRequest, report, type LinkUser } from './helpers/link.js';
 
 // ajv-formats is CommonJS: under NodeNext its default import is the module object, whose .default is the plugin.
 const addFormats = addFormatsModule.default;
@@ -19,7 +20,15 @@ const OPERATIONS: Record<string, Method[]> = {
   '/v2/users/{id}': ['delete', 'get', 'patch'],
   '/v2/user-tokens': ['post'],
   '/v2/user-tokens/introspect': ['post'],
+  '/v2/accounts': ['get'],
+  '/v2/accounts/{id}': ['delete', 'get'],
+  '/v2/link/user': ['get'],
+  '/v2/link/accounts': ['get', 'post'],
+  '/v2/link/accounts/{id}': ['patch'],
 };
+
+/** The operations authenticated with a user token (Bearer) rather than an API key. */
+const isLink = (path: string) => path.startsWith('/v2/link/');
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
@@ -131,14 +140,16 @@ for (const store of STORES) {
             for (const p of inPath) assert.equal(p.required, true, `${method} ${path} ${p.name}`);
           }
         }
-        for (const method of OPERATIONS['/v2/users/{id}']!) {
-          const id = doc.paths['/v2/users/{id}'][method].parameters.find((p: Json) => p.name === 'id');
-          assert.deepEqual({ in: id.in, required: id.required, type: id.schema.type, format: id.schema.format }, {
-            in: 'path',
-            required: true,
-            type: 'string',
-            format: 'uuid',
-          });
+        for (const [path, methods] of Object.entries(OPERATIONS).filter(([path]) => path.endsWith('/{id}'))) {
+          for (const method of methods) {
+            const id = doc.paths[path][method].parameters.find((p: Json) => p.name === 'id');
+            assert.deepEqual({ in: id.in, required: id.required, type: id.schema.type, format: id.schema.format }, {
+              in: 'path',
+              required: true,
+              type: 'string',
+              format: 'uuid',
+            }, `${method} ${path}`);
+          }
         }
       });
 
@@ -156,17 +167,45 @@ for (const store of STORES) {
         }
       });
 
-      it('declares the basicAuth scheme (http, basic) and applies it to every operation', () => {
+      it('declares the query parameters of the accounts lists: limit, user, item and cursor; the Link list limit and cursor', () => {
+        for (const [path, names] of [
+          ['/v2/accounts', ['cursor', 'item', 'limit', 'user']],
+          ['/v2/link/accounts', ['cursor', 'limit']],
+        ] as const) {
+          const query = doc.paths[path].get.parameters.filter((p: Json) => p.in === 'query');
+          assert.deepEqual(query.map((p: Json) => p.name).sort(), names, path);
+          for (const p of query) {
+            assert.equal(p.schema.type, p.name === 'limit' ? 'integer' : 'string', `${path} ${p.name}`);
+            assert.notEqual(p.required, true, `${path} ${p.name}`);
+            assert.equal(typeof p.description, 'string', `${path} ${p.name}`);
+          }
+        }
+        const idempotency = doc.paths['/v2/link/accounts'].post.parameters.find((p: Json) => p.in === 'header');
+        assert.equal(idempotency?.name, 'idempotency-key');
+      });
+
+      it('declares the basicAuth scheme (http, basic) and applies it to every API-key operation', () => {
         const scheme = doc.components.securitySchemes.basicAuth;
         assert.equal(scheme.type, 'http');
         assert.equal(scheme.scheme, 'basic');
         assert.deepEqual(doc.security, [{ basicAuth: [] }]);
-        for (const [path, methods] of Object.entries(OPERATIONS)) {
+        for (const [path, methods] of Object.entries(OPERATIONS).filter(([path]) => !isLink(path))) {
           for (const method of methods) {
             // An operation-level `security` would override the global requirement (e.g. [] = anonymous).
             const own = doc.paths[path][method].security;
             if (own !== undefined) assert.deepEqual(own, [{ basicAuth: [] }], `${method} ${path}`);
           }
+        }
+      });
+
+      it('declares the bearerAuth scheme (http, bearer) and requires it, alone, on every Link operation', () => {
+        const scheme = doc.components.securitySchemes.bearerAuth;
+        assert.equal(scheme.type, 'http');
+        assert.equal(scheme.scheme, 'bearer');
+        const link = Object.entries(OPERATIONS).filter(([path]) => isLink(path));
+        assert.equal(link.length, 3);
+        for (const [path, methods] of link) {
+          for (const method of methods) assert.deepEqual(doc.paths[path][method].security, [{ bearerAuth: [] }], `${method} ${path}`);
         }
       });
 
@@ -180,6 +219,15 @@ for (const store of STORES) {
           ['/v2/users/{id}', 'get', 404],
           ['/v2/users/{id}', 'patch', 404],
           ['/v2/users/{id}', 'delete', 404],
+          ['/v2/accounts', 'get', 400],
+          ['/v2/accounts/{id}', 'get', 404],
+          ['/v2/accounts/{id}', 'delete', 404],
+          ['/v2/link/accounts', 'get', 400],
+          ['/v2/link/accounts', 'post', 400],
+          ['/v2/link/accounts', 'post', 422],
+          ['/v2/link/accounts/{id}', 'patch', 400],
+          ['/v2/link/accounts/{id}', 'patch', 404],
+          ['/v2/link/accounts/{id}', 'patch', 409],
         ];
         for (const [path, methods] of Object.entries(OPERATIONS)) {
           for (const method of methods) expected.push([path, method, 401]);
@@ -214,6 +262,31 @@ for (const store of STORES) {
         assert.deepEqual(doc.paths['/v2/users'].get.responses['200'].content['application/json'].schema.properties.results.items, {
           $ref: '#/components/schemas/User',
         });
+      });
+
+      it('has an Account component schema with the keys of the account object in order, all required', () => {
+        const account = doc.components.schemas.Account;
+        assert.equal(account.type, 'object');
+        assert.deepEqual(Object.keys(account.properties), ACCOUNT_KEYS);
+        assert.deepEqual([...account.required].sort(), [...ACCOUNT_KEYS].sort());
+        assert.equal(account.additionalProperties, false);
+        assert.deepEqual(Object.keys(account.properties.connection.properties), CONNECTION_KEYS);
+        assert.deepEqual([...account.properties.connection.required].sort(), [...CONNECTION_KEYS].sort());
+        assert.deepEqual(account.properties.connection.properties.status.enum, ['connecting', 'connected', 'error']);
+        for (const key of ['id', 'user']) assert.equal(account.properties[key].format, 'uuid', key);
+        for (const [path, method, status] of [
+          ['/v2/accounts/{id}', 'get', 200],
+          ['/v2/link/accounts', 'post', 200],
+          ['/v2/link/accounts', 'post', 201],
+          ['/v2/link/accounts/{id}', 'patch', 200],
+        ] as const) {
+          assert.equal(doc.paths[path][method].responses[status].content['application/json'].schema.$ref, '#/components/schemas/Account');
+        }
+        for (const path of ['/v2/accounts', '/v2/link/accounts']) {
+          assert.deepEqual(doc.paths[path].get.responses['200'].content['application/json'].schema.properties.results.items, {
+            $ref: '#/components/schemas/Account',
+          });
+        }
       });
     });
 
@@ -345,10 +418,12 @@ for (const store of STORES) {
           for (const method of methods) {
             const url = path.replace('{id}', userId);
             const payload = method === 'post' || method === 'patch' ? {} : undefined;
-            for (const as of [null, bad]) {
-              const res = await api.request({ method: method.toUpperCase() as 'GET', url, payload, as });
+            const badBearer = { authorization: 'Bearer not.a.token' };
+            for (const [as, headers] of [[null, {}], [bad, {}], [null, badBearer]] as const) {
+              const res = await api.request({ method: method.toUpperCase() as 'GET', url, payload, as, headers });
               assertDocumented(res, path, method, 401);
-              assert.ok(res.headers['www-authenticate'], `${method} ${path} 401 has WWW-Authenticate`);
+              const challenge = String(res.headers['www-authenticate']);
+              assert.match(challenge, isLink(path) ? /^Bearer\b/ : /^Basic\b/, `${method} ${path} 401 challenge`);
             }
           }
         }
@@ -367,6 +442,169 @@ for (const store of STORES) {
           );
           assertDocumented(await api.request({ method: 'DELETE', url: `/v2/users/${id}` }), '/v2/users/{id}', 'delete', 404);
         }
+      });
+    });
+
+    describe('live responses of the accounts and Link routes validate against the served document', () => {
+      let user: LinkUser;
+      let connecting: Json;
+      let connected: Json;
+      let failed: Json;
+      const link = (options: Parameters<typeof linkRequest>[2]) => linkRequest(api, user.token, options);
+
+      before(async () => {
+        user = await createLinkUser(api, FULL_USER_BODY);
+        connecting = (await attempt(api, user, { item: 'doc_connecting', employers: ['Acme'] })).json;
+        const second = (await attempt(api, user, { item: 'doc_connected' })).json;
+        connected = (await report(api, user, second.id, { connection: { status: 'connected' }, employers: ['Acme', 'Beta'] })).json;
+        const third = (await attempt(api, user, { item: 'doc_failed' })).json;
+        failed = (await report(api, user, third.id, { connection: { status: 'error', error_code: 'mfa_timeout' } })).json;
+      });
+
+      it('POST /v2/link/accounts 201 (new) and 200 (the existing account, and a restarted failed one)', async () => {
+        const created = await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'doc_new', source: 'src' } });
+        assertDocumented(created, '/v2/link/accounts', 'post', 201);
+        const existing = await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'doc_new' } });
+        assertDocumented(existing, '/v2/link/accounts', 'post', 200);
+        const restarted = await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'doc_failed' } });
+        assertDocumented(restarted, '/v2/link/accounts', 'post', 200);
+        assert.equal(restarted.json.connection.status, 'connecting');
+        const replayed = await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'doc_idem' }, headers: { 'idempotency-key': 'doc-1' } });
+        assertDocumented(replayed, '/v2/link/accounts', 'post', 201);
+        const again = await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'doc_idem' }, headers: { 'idempotency-key': 'doc-1' } });
+        assertDocumented(again, '/v2/link/accounts', 'post', 201);
+        assert.equal(again.headers['idempotent-replayed'], 'true');
+      });
+
+      it('POST /v2/link/accounts 400, 415 and 422', async () => {
+        assertDocumented(await link({ method: 'POST', url: '/v2/link/accounts', payload: {} }), '/v2/link/accounts', 'post', 400);
+        assertDocumented(
+          await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'x'.repeat(101), employers: Array(21).fill('e') } }),
+          '/v2/link/accounts',
+          'post',
+          400,
+        );
+        assertDocumented(
+          await link({ method: 'POST', url: '/v2/link/accounts', payload: '{"item', headers: { 'content-type': 'application/json' } }),
+          '/v2/link/accounts',
+          'post',
+          400,
+        );
+        assertDocumented(
+          await link({ method: 'POST', url: '/v2/link/accounts', payload: 'item', headers: { 'content-type': 'text/plain' } }),
+          '/v2/link/accounts',
+          'post',
+          415,
+        );
+        await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'doc_k' }, headers: { 'idempotency-key': 'doc-2' } });
+        assertDocumented(
+          await link({ method: 'POST', url: '/v2/link/accounts', payload: { item: 'doc_other' }, headers: { 'idempotency-key': 'doc-2' } }),
+          '/v2/link/accounts',
+          'post',
+          422,
+        );
+      });
+
+      it('PATCH /v2/link/accounts/{id} 200 (connected, rescan, error), 400, 404 and 409', async () => {
+        const account = (await attempt(api, user, { item: 'doc_patch' })).json;
+        const url = `/v2/link/accounts/${account.id}`;
+        assertDocumented(await link({ method: 'PATCH', url, payload: { connection: { status: 'connected' } } }), '/v2/link/accounts/{id}', 'patch', 200);
+        assertDocumented(
+          await link({ method: 'PATCH', url, payload: { connection: { status: 'connected' }, employers: ['Gamma'] } }),
+          '/v2/link/accounts/{id}',
+          'patch',
+          200,
+        );
+        assertDocumented(await link({ method: 'PATCH', url, payload: { connection: { status: 'bogus' } } }), '/v2/link/accounts/{id}', 'patch', 400);
+        assertDocumented(await link({ method: 'PATCH', url, payload: { connection: { status: 'error' } } }), '/v2/link/accounts/{id}', 'patch', 400);
+        const error = await link({ method: 'PATCH', url, payload: { connection: { status: 'error', error_code: 'system_error', error_message: 'Oops.' } } });
+        assertDocumented(error, '/v2/link/accounts/{id}', 'patch', 200);
+        assertDocumented(await link({ method: 'PATCH', url, payload: { connection: { status: 'connected' } } }), '/v2/link/accounts/{id}', 'patch', 409);
+        for (const id of [MISSING_ID, 'not-a-uuid']) {
+          assertDocumented(
+            await link({ method: 'PATCH', url: `/v2/link/accounts/${id}`, payload: { connection: { status: 'connected' } } }),
+            '/v2/link/accounts/{id}',
+            'patch',
+            404,
+          );
+        }
+      });
+
+      it('GET /v2/link/user 200, for a full and an empty user', async () => {
+        assertDocumented(await link({ method: 'GET', url: '/v2/link/user' }), '/v2/link/user', 'get', 200);
+        const empty = await createLinkUser(api);
+        const res = await linkRequest(api, empty.token, { method: 'GET', url: '/v2/link/user' });
+        assertDocumented(res, '/v2/link/user', 'get', 200);
+        assert.equal(res.json.first_name, null);
+      });
+
+      it('GET /v2/link/accounts 200 (a page with next, the page it links to) and 400', async () => {
+        const first = await link({ method: 'GET', url: '/v2/link/accounts?limit=2' });
+        assertDocumented(first, '/v2/link/accounts', 'get', 200);
+        assert.equal(typeof first.json.next, 'string');
+        const next = new URL(first.json.next);
+        const second = await link({ method: 'GET', url: next.pathname + next.search });
+        assertDocumented(second, '/v2/link/accounts', 'get', 200);
+        assert.equal(typeof second.json.previous, 'string');
+        assertDocumented(await link({ method: 'GET', url: '/v2/link/accounts?limit=0' }), '/v2/link/accounts', 'get', 400);
+        assertDocumented(await link({ method: 'GET', url: '/v2/link/accounts?cursor=garbage' }), '/v2/link/accounts', 'get', 400);
+      });
+
+      it('GET /v2/accounts 200 (pages, filters) and 400', async () => {
+        const first = await api.request({ method: 'GET', url: '/v2/accounts?limit=1' });
+        assertDocumented(first, '/v2/accounts', 'get', 200);
+        const next = new URL(first.json.next);
+        assertDocumented(await api.request({ method: 'GET', url: next.pathname + next.search }), '/v2/accounts', 'get', 200);
+        const filtered = await api.request({ method: 'GET', url: `/v2/accounts?user=${user.id}&item=doc_connected` });
+        assertDocumented(filtered, '/v2/accounts', 'get', 200);
+        assert.deepEqual(filtered.json.results, [connected]);
+        for (const query of ['limit=0', 'user=nope', 'cursor=garbage']) {
+          assertDocumented(await api.request({ method: 'GET', url: `/v2/accounts?${query}` }), '/v2/accounts', 'get', 400);
+        }
+      });
+
+      it('GET /v2/accounts/{id} 200 in every state, and 404', async () => {
+        for (const account of [connecting, connected, failed]) {
+          const res = await api.request({ method: 'GET', url: `/v2/accounts/${account.id}` });
+          assertDocumented(res, '/v2/accounts/{id}', 'get', 200);
+        }
+        assert.equal(failed.connection.status, 'error');
+        for (const id of [MISSING_ID, 'not-a-uuid']) {
+          assertDocumented(await api.request({ method: 'GET', url: `/v2/accounts/${id}` }), '/v2/accounts/{id}', 'get', 404);
+        }
+      });
+
+      it('DELETE /v2/accounts/{id} 204 with no body, as documented, then 404', async () => {
+        const account = (await attempt(api, user, { item: 'doc_delete' })).json;
+        const res = await api.request({ method: 'DELETE', url: `/v2/accounts/${account.id}` });
+        assert.equal(res.status, 204);
+        assert.equal(res.body, '');
+        const documented = doc.paths['/v2/accounts/{id}'].delete.responses['204'];
+        assert.ok(documented, 'DELETE /v2/accounts/{id} documents 204');
+        assert.equal(documented.content, undefined, 'a 204 documents no body');
+        assertDocumented(await api.request({ method: 'DELETE', url: `/v2/accounts/${account.id}` }), '/v2/accounts/{id}', 'delete', 404);
+      });
+
+      it('an Account or a pre-fill that breaks the documented schema is rejected', () => {
+        const validate = responseValidator(ajv, doc, '/v2/accounts/{id}', 'get', 200);
+        assertValid(validate, connected, 'the real account');
+        const { connection: _connection, ...noConnection } = connected;
+        assertInvalid(validate, noConnection, 'an account without connection');
+        assertInvalid(validate, { ...connected, connection: { ...connected.connection, status: 'pending' } }, 'an unknown status');
+        const { updated_at: _updated, ...connectionWithoutTime } = connected.connection;
+        assertInvalid(validate, { ...connected, connection: connectionWithoutTime }, 'a connection without updated_at');
+        assertInvalid(validate, { ...connected, user: 'not-a-uuid' }, 'a user that is not a uuid');
+        assertInvalid(validate, { ...connected, employers: [1] }, 'a number employer');
+        assertInvalid(validate, { ...connected, scanned_at: 'yesterday' }, 'a scanned_at that is not a date-time');
+        assertInvalid(validate, { ...connected, client_id: MISSING_ID }, 'an extra key');
+        const page = responseValidator(ajv, doc, '/v2/link/accounts', 'get', 200);
+        assertValid(page, { next: null, previous: null, results: [connected] }, 'a page');
+        assertInvalid(page, { next: null, previous: null, results: [{ ...connected, id: 7 }] }, 'a page with a bad Account');
+        const prefill = responseValidator(ajv, doc, '/v2/link/user', 'get', 200);
+        const real = { id: user.id, first_name: 'Sarah', last_name: null, email: null, phone_number: null };
+        assertValid(prefill, real, 'a pre-fill');
+        assertInvalid(prefill, { ...real, ssn: '123-45-6789' }, 'a pre-fill with ssn');
+        assertInvalid(prefill, { ...real, id: 'x' }, 'a pre-fill with a bad id');
       });
     });
 
@@ -413,6 +651,19 @@ for (const store of STORES) {
         assertInvalid(notFound, {}, 'a 404 without detail');
         assertInvalid(notFound, { detail: 404 }, 'a 404 with a number detail');
         assertInvalid(responseValidator(ajv, doc, '/v2/users', 'post', 400), { non_field_errors: 'x' }, 'a 400 with a string list');
+      });
+    });
+
+    describe('with LINK_ALLOWED_ORIGINS', () => {
+      it('the CORS preflight routes stay out of the document', async () => {
+        const withCors = await createTestApi(store, { LINK_ALLOWED_ORIGINS: 'https://app.example.com' });
+        try {
+          const res = await withCors.request({ method: 'GET', url: '/openapi.json', as: null });
+          assert.equal(res.status, 200);
+          assert.deepEqual(res.json.paths, doc.paths);
+        } finally {
+          await withCors.close();
+        }
       });
     });
 

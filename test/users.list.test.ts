@@ -1,13 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { createTestApi, createUser, STORES, type TestApi } from './helpers/app.js';
-
-/** The path and query of a next/previous link, for inject; asserts it carries only a cursor. */
-function follow(link: string): string {
-  const url = new URL(link);
-  assert.deepEqual([...url.searchParams.keys()], ['cursor']);
-  return `${url.pathname}${url.search}`;
-}
+import { createTestApi, createUser, follow, INVALID_LIMITS, STORES, type TestApi } from './helpers/app.js';
 
 for (const store of STORES) {
   describe(`GET /v2/users (${store})`, () => {
@@ -50,15 +43,7 @@ for (const store of STORES) {
     });
 
     it('rejects a limit that is not a positive integer', async () => {
-      for (const [limit, message] of [
-        ['0', 'Ensure this value is greater than or equal to 1.'],
-        ['-3', 'Ensure this value is greater than or equal to 1.'],
-        ['abc', 'A valid integer is required.'],
-        ['1.5', 'A valid integer is required.'],
-        ['0x10', 'A valid integer is required.'],
-        ['1e3', 'A valid integer is required.'],
-        ['', 'A valid integer is required.'],
-      ]) {
+      for (const [limit, message] of INVALID_LIMITS) {
         const res = await list(`?limit=${limit}`);
         assert.equal(res.status, 400, limit);
         assert.deepEqual(res.json, { limit: [message] });

@@ -1,4 +1,5 @@
 // Builds a migrated app on a fresh store per test file, with one tenant ready, and small request helpers.
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions } from 'fastify';
@@ -221,4 +222,22 @@ export async function createUser(api: TestApi, body: unknown = {}, as?: IssuedKe
   const res = await api.request({ method: 'POST', url: '/v2/users', payload: body as object, as });
   if (res.status !== 200) throw new Error(`create failed: ${res.status} ${res.body}`);
   return res.json.id as string;
+}
+
+/** Values of a list's `limit` that DRF's IntegerField(min_value=1) refuses, with its message for each. */
+export const INVALID_LIMITS: ReadonlyArray<readonly [string, string]> = [
+  ['0', 'Ensure this value is greater than or equal to 1.'],
+  ['-3', 'Ensure this value is greater than or equal to 1.'],
+  ['abc', 'A valid integer is required.'],
+  ['1.5', 'A valid integer is required.'],
+  ['0x10', 'A valid integer is required.'],
+  ['1e3', 'A valid integer is required.'],
+  ['', 'A valid integer is required.'],
+];
+
+/** The path and query of a next/previous link, for inject; asserts it carries only a cursor. */
+export function follow(link: string): string {
+  const url = new URL(link);
+  assert.deepEqual([...url.searchParams.keys()], ['cursor']);
+  return `${url.pathname}${url.search}`;
 }
