@@ -24,8 +24,10 @@ export const CONNECTION_ERRORS = {
 export type ConnectionErrorCode = keyof typeof CONNECTION_ERRORS;
 
 /** One of `values`, with DRF's "is not a valid choice." for anything else. */
-const choice = <T extends string>(values: readonly T[], description: string, orNull = false) =>
-  Type.Unsafe<T>({ type: orNull ? ['string', 'null'] : 'string', enum: orNull ? [...values, null] : [...values], description });
+const choice = <T extends string>(values: readonly T[], description: string) =>
+  Type.Unsafe<T>({ type: 'string', enum: [...values], description });
+const choiceOrNull = <T extends string>(values: readonly T[], description: string) =>
+  Type.Unsafe<T | null>({ type: ['string', 'null'], enum: [...values, null], description });
 
 const timestamp = (description: string) => Type.String({ format: 'date-time', description });
 const nullable = (schema: object) => Type.Unsafe<string | null>({ ...schema, type: ['string', 'null'] });
@@ -43,11 +45,11 @@ export const AccountSchema = Type.Object(
     connection: Type.Object(
       {
         status: choice(['connecting', 'connected', 'error'] as const, '`connecting` while an attempt runs, then `connected` or `error`.'),
-        error_code: nullable({ description: `Why the connection failed, when status is \`error\`: one of ${Object.keys(CONNECTION_ERRORS).map((c) => `\`${c}\``).join(', ')}.` }),
+        error_code: choiceOrNull(Object.keys(CONNECTION_ERRORS) as ConnectionErrorCode[], 'Why the connection failed, when status is `error`.'),
         error_message: nullable({ description: 'A human-readable explanation of error_code.' }),
         updated_at: timestamp('When the connection status last changed.'),
       },
-      { description: 'The state of the payroll connection.' },
+      { description: 'The state of the payroll connection.', additionalProperties: false },
     ),
   },
   { $id: 'Account', additionalProperties: false },
@@ -78,7 +80,7 @@ export const ReportConnectionBodySchema = Type.Object(
     connection: Type.Object({
       status: choice(['connected', 'error'] as const, 'The outcome of the attempt.'),
       error_code: Type.Optional(
-        choice(Object.keys(CONNECTION_ERRORS) as ConnectionErrorCode[], 'Required when status is `error`; must be empty otherwise.', true),
+        choiceOrNull(Object.keys(CONNECTION_ERRORS) as ConnectionErrorCode[], 'Required when status is `error`; must be empty otherwise.'),
       ),
       error_message: Type.Optional(nullable({ maxLength: 1000, description: 'Defaults to the message of error_code.' })),
     }),

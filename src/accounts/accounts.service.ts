@@ -43,7 +43,7 @@ export function accountRowToAccount(row: AccountsTable): Account {
     scanned_at: row.scanned_at,
     connection: {
       status: row.status,
-      error_code: row.error_code,
+      error_code: row.error_code as ConnectionErrorCode | null,
       error_message: row.error_message,
       updated_at: row.connection_updated_at,
     },
@@ -138,8 +138,8 @@ export class AccountsService {
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
       const existing = await this.repo.findByItem(clientId, userId, body.item);
       if (!existing) {
-        const now = timestampNow();
-        const { id } = newId();
+        // The id and the creation time from one reading of the clock, as for users.
+        const { id, createdAt: now } = newId();
         const row: AccountsTable = {
           client_id: clientId,
           id,
