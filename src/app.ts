@@ -32,6 +32,11 @@ import { AccountSchema } from './accounts/accounts.schemas.js';
 import { AccountsService } from './accounts/accounts.service.js';
 import { bearerAuth } from './link/link.auth.js';
 import { linkRoutes } from './link/link.routes.js';
+import { WebhookDispatcher } from './webhooks/webhooks.dispatcher.js';
+import { WebhooksRepository } from './webhooks/webhooks.repository.js';
+import { webhooksRoutes } from './webhooks/webhooks.routes.js';
+import { DeliverySchema, WebhookSchema } from './webhooks/webhooks.schemas.js';
+import { WebhooksService } from './webhooks/webhooks.service.js';
 
 export interface AppDeps {
   db: Db;
@@ -93,7 +98,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     if (closing) reply.header('connection', 'close');
   });
 
-  for (const schema of [UserSchema, AccountSchema, DetailErrorSchema, ValidationErrorSchema]) app.addSchema(schema);
+  for (const schema of [UserSchema, AccountSchema, WebhookSchema, DeliverySchema, DetailErrorSchema, ValidationErrorSchema]) {
+    app.addSchema(schema);
+  }
 
   await app.register(swagger, {
     openapi: {
@@ -123,8 +130,16 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // User tokens are signed with the secret exactly as configured, so a client's own service can verify them.
   const tokens = new UserTokens(new TextEncoder().encode(userTokenSecret), config.userTokenIssuer);
   const cursors = new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor')));
-  const users = new UsersService(new UsersRepository(deps.db, pii), tokens, cursors);
-  const accounts = new AccountsService(deps.db, cursors);
+  const outbox = new WebhooksRepository(deps.db, pii);
+  const users = new UsersService(new UsersRepository(deps.db, pii), tokens, cursors, outbox);
+  const accounts = new AccountsService(deps.db, cursors, outbox);
+  const webhooks = new WebhooksService(outbox, pii, cursors, config.webhooks.allowPrivate);
+  if (config.webhooks.deliver) {
+    const dispatcher = new WebhookDispatcher(outbox, pii, config.webhooks, app.log);
+    app.addHook('onReady', async () => dispatcher.start());
+    // Before the store closes: the deliveries in flight settle first.
+    app.addHook('preClose', async () => dispatcher.stop());
+  }
   await app.register(
     async (v2) => {
       v2.addHook('onRequest', basicAuth(new ApiKeyVerifier(deps.db, config.apiKeyCacheMs)));
@@ -133,6 +148,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       await v2.register(usersRoutes, { users, idempotency });
       await v2.register(tokensRoutes, { users, idempotency });
       await v2.register(accountsRoutes, { accounts });
+      await v2.register(webhooksRoutes, { webhooks });
       addNotAllowed();
     },
     { prefix: '/v2' },

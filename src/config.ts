@@ -42,6 +42,20 @@ export interface Config {
   /** Longest wait for in-flight requests on SIGTERM/SIGINT before exiting anyway. */
   readonly shutdownTimeoutMs: number;
   readonly limits: Limits;
+  readonly webhooks: WebhookSettings;
+}
+
+export interface WebhookSettings {
+  /** Deliver the outbox from this process (every instance does by default). */
+  readonly deliver: boolean;
+  /** http URLs and private, loopback and link-local addresses allowed (development and tests only). */
+  readonly allowPrivate: boolean;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+  readonly retryBaseMs: number;
+  readonly pollMs: number;
+  readonly concurrency: number;
+  readonly perSubscription: number;
 }
 
 export interface Limits {
@@ -105,6 +119,16 @@ export const ENVIRONMENT_HELP = `Environment:
   HEADERS_TIMEOUT_MS   a client must send all headers within this (default 30000)
   REQUEST_TIMEOUT_MS   a client must send the whole request within this (default 30000)
   MAX_CONNECTIONS      concurrent connections per instance (default 1024)
+  WEBHOOK_ALLOW_PRIVATE
+                       true allows http:// and private, loopback and link-local webhook
+                       addresses (development and tests; default false: https to public only)
+  WEBHOOK_TIMEOUT_MS   a receiver must answer 2xx within this (default 10000)
+  WEBHOOK_MAX_ATTEMPTS attempts before a delivery is marked failed (default 8)
+  WEBHOOK_RETRY_BASE_MS
+                       first retry delay; each next is 3x longer, with jitter (default 60000:
+                       8 attempts span about 18 hours)
+  WEBHOOK_POLL_MS      how often an idle instance looks for due deliveries (default 500)
+  WEBHOOK_DELIVERY     false: this instance serves the API but delivers no webhooks (default true)
   MAX_EVENT_LOOP_DELAY_MS
                        answer 503 while the event loop lags more than this (default 1000;
                        0 turns load shedding off); /healthz is never shed`;
@@ -231,5 +255,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     migrateOnStart: boolean(env, 'MIGRATE_ON_START', true),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     limits: limits(env),
+    webhooks: Object.freeze({
+      deliver: boolean(env, 'WEBHOOK_DELIVERY', true),
+      allowPrivate: boolean(env, 'WEBHOOK_ALLOW_PRIVATE', false),
+      timeoutMs: integer(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+      maxAttempts: integer(env, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
+      retryBaseMs: integer(env, 'WEBHOOK_RETRY_BASE_MS', 60_000, 10, 86_400_000),
+      pollMs: integer(env, 'WEBHOOK_POLL_MS', 500, 10, 60_000),
+      concurrency: 16,
+      perSubscription: 4,
+    }),
   });
 }

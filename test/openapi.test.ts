@@ -25,6 +25,10 @@ const OPERATIONS: Record<string, Method[]> = {
   '/v2/link/user': ['get'],
   '/v2/link/accounts': ['get', 'post'],
   '/v2/link/accounts/{id}': ['patch'],
+  '/v2/webhooks': ['get', 'post'],
+  '/v2/webhooks/{id}': ['delete', 'get'],
+  '/v2/webhooks/{id}/deliveries': ['get'],
+  '/v2/webhooks/{id}/deliveries/{delivery}/retry': ['post'],
 };
 
 /** The operations authenticated with a user token (Bearer) rather than an API key. */

@@ -118,11 +118,6 @@ export class AccountsRepository {
     return this.insert.bind(row);
   }
 
-  /** A compare-and-set of the account alone (its connection changes nothing the user shows). */
-  async updateAlone(row: AccountsTable, expectedVersion: number): Promise<boolean> {
-    return (await this.update.run({ ...row, expectedVersion })) > 0;
-  }
-
   /** The writes of a change to one of a user's accounts: lock the user, `change`, recompute the user's arrays. */
   withUserArrays(clientId: string, userId: string, change: BoundWrite): BoundWrite[] {
     const text = RECOMPUTE[dialectOf(this.db)];

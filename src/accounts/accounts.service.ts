@@ -2,7 +2,9 @@
 import { timestampNow } from '../clock.js';
 import type { AccountsTable, Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/database.js';
-import { guarded, runTogether, WriteConflictError, type Planned } from '../db/prepared.js';
+import { guarded, runTogether, WriteConflictError, type BoundWrite, type Planned } from '../db/prepared.js';
+import type { EventWriter } from '../webhooks/webhooks.repository.js';
+import type { WebhookEvent } from '../webhooks/webhooks.schemas.js';
 import { errors } from '../errors.js';
 import type { CursorCodec } from '../paging/cursor.js';
 import { walkPage } from '../paging/keyset.js';
@@ -88,8 +90,13 @@ export class AccountsService {
   constructor(
     private readonly db: Db,
     private readonly cursors: CursorCodec,
+    private readonly outbox: EventWriter,
   ) {
     this.repo = new AccountsRepository(db);
+  }
+
+  private events(row: AccountsTable, event: WebhookEvent): Promise<BoundWrite[]> {
+    return this.outbox.eventWrites(row.client_id, event, { user: row.user_id, account: row.id }, () => accountRowToAccount(row));
   }
 
   /** GET /v2/accounts: the client's accounts, oldest first, filtered by user and item. */
@@ -123,7 +130,10 @@ export class AccountsService {
   async delete(clientId: string, rawId: string): Promise<void> {
     const row = await this.findRow(clientId, rawId);
     try {
-      await runTogether(this.db, this.repo.withUserArrays(clientId, row.user_id, guarded(this.repo.bindRemove(clientId, row.id))));
+      await runTogether(this.db, [
+        ...this.repo.withUserArrays(clientId, row.user_id, guarded(this.repo.bindRemove(clientId, row.id))),
+        ...(await this.events(row, 'accounts.removed')),
+      ]);
     } catch (error) {
       if (error instanceof WriteConflictError) throw errors.notFound(); // deleted meanwhile
       throw error;
@@ -157,7 +167,10 @@ export class AccountsService {
           connected_at: null,
           version: 1,
         };
-        return { value: { status: 201, account: accountRowToAccount(row) }, writes: [this.repo.bindInsert(row)] };
+        return {
+          value: { status: 201, account: accountRowToAccount(row) },
+          writes: [this.repo.bindInsert(row), ...(await this.events(row, 'accounts.added'))],
+        };
       }
       if (existing.status !== 'error') return { value: { status: 200, account: accountRowToAccount(existing) }, writes: [] };
       // A failed account starts over: nothing the user shows changes (only connected accounts count).
@@ -172,16 +185,18 @@ export class AccountsService {
         connection_updated_at: now,
         version: existing.version + 1,
       };
-      if (await this.repo.updateAlone(retried, existing.version)) {
-        return { value: { status: 200, account: accountRowToAccount(retried) }, writes: [] };
-      }
+      // Guarded: a concurrent change to the account undoes this plan (WriteConflictError), and the caller plans again.
+      return {
+        value: { status: 200, account: accountRowToAccount(retried) },
+        writes: [guarded(this.repo.bindUpdate(retried, existing.version)), ...(await this.events(retried, 'accounts.updated'))],
+      };
     }
     throw errors.unavailable();
   }
 
-  /** Commits a planned attempt; a concurrent first attempt for the same item wins, and this answers with its account. */
-  static isSameItemRace(error: unknown): boolean {
-    return isUniqueViolation(error);
+  /** A planned attempt lost a race (another first attempt for the item, or a change to its account): plan again. */
+  static lostRace(error: unknown): boolean {
+    return isUniqueViolation(error) || error instanceof WriteConflictError;
   }
 
   /** PATCH /v2/link/accounts/{id}: the connector reports the outcome; concurrent reports apply one after the other. */
@@ -189,8 +204,12 @@ export class AccountsService {
     for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
       const current = await this.findRow(clientId, rawId, userId);
       const next = reported(current, body, timestampNow());
+      const event = next.status === 'error' ? 'accounts.failed' : current.status === 'connected' ? 'accounts.updated' : 'accounts.connected';
       try {
-        await runTogether(this.db, this.repo.withUserArrays(clientId, userId, guarded(this.repo.bindUpdate(next, current.version))));
+        await runTogether(this.db, [
+          ...this.repo.withUserArrays(clientId, userId, guarded(this.repo.bindUpdate(next, current.version))),
+          ...(await this.events(next, event)),
+        ]);
         return accountRowToAccount(next);
       } catch (error) {
         // Another report came first: read again and apply this one to what it left.

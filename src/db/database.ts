@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type Generated } from 'kysely';
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
@@ -87,6 +87,41 @@ export interface AccountsTable {
   version: number;
 }
 
+export interface WebhooksTable {
+  client_id: string;
+  id: string;
+  name: string;
+  url: string;
+  /** JSON text array of event names (or "*"). */
+  events: string;
+  /** PII ciphertext of the signing secret; NULL when the subscription has none. */
+  secret: string | null;
+  include_resource: number;
+  created_at: string;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  /** Assigned by the store at insert (commit order per user); the API shows `id`. */
+  seq: Generated<number>;
+  client_id: string;
+  id: string;
+  webhook_id: string;
+  user_id: string;
+  event: string;
+  payload: string;
+  status: DeliveryStatus;
+  attempts: number;
+  next_attempt_at: string;
+  lease_until: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+  delivered_at: string | null;
+}
+
 /** One serving instance, kept alive by its heartbeat (see src/instances.ts). */
 export interface InstancesTable {
   id: string;
@@ -105,6 +140,8 @@ export interface Database {
   api_keys: ApiKeysTable;
   users: UsersTable;
   accounts: AccountsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   idempotency_keys: IdempotencyKeysTable;
 }
 

@@ -126,6 +126,57 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('accounts_client_item_idx').on('accounts').columns(['client_id', 'item', 'id']).execute();
     },
   },
+  '0004_webhooks': {
+    // Subscriptions, and the outbox: one delivery row per (event, subscription), written in the change's transaction.
+    async up(db: Kysely<unknown>) {
+      const t = columnTypes(db);
+      const pg = dialectOf(db) === 'postgres';
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('client_id', t.uuid, (c) => c.notNull().references('clients.id').onDelete('cascade'))
+        .addColumn('id', t.uuid, (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('events', t.json, (c) => c.notNull())
+        .addColumn('secret', 'text')
+        .addColumn('include_resource', 'integer', (c) => c.notNull())
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
+        .addPrimaryKeyConstraint('webhooks_pkey', ['client_id', 'id'])
+        .execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        // The commit order of events: a user's events reach a subscription in this order.
+        .addColumn('seq', pg ? 'bigserial' : 'integer', (c) => (pg ? c.primaryKey() : c.primaryKey().autoIncrement()))
+        .addColumn('client_id', t.uuid, (c) => c.notNull())
+        .addColumn('id', t.uuid, (c) => c.notNull())
+        .addColumn('webhook_id', t.uuid, (c) => c.notNull())
+        .addColumn('user_id', t.uuid, (c) => c.notNull())
+        .addColumn('event', 'text', (c) => c.notNull())
+        /** The body to send, encrypted (it may hold the user's name and email). */
+        .addColumn('payload', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull())
+        .addColumn('next_attempt_at', t.timestamp, (c) => c.notNull())
+        .addColumn('lease_until', t.timestamp)
+        .addColumn('last_status_code', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
+        .addColumn('updated_at', t.timestamp, (c) => c.notNull())
+        .addColumn('delivered_at', t.timestamp)
+        .addUniqueConstraint('webhook_deliveries_id_key', ['client_id', 'id'])
+        .addForeignKeyConstraint('webhook_deliveries_webhook_fkey', ['client_id', 'webhook_id'], 'webhooks', ['client_id', 'id'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_due_idx').on('webhook_deliveries').columns(['status', 'next_attempt_at']).execute();
+      await db.schema
+        .createIndex('webhook_deliveries_order_idx')
+        .on('webhook_deliveries')
+        .columns(['client_id', 'webhook_id', 'user_id', 'seq'])
+        .execute();
+      await db.schema.createIndex('webhook_deliveries_list_idx').on('webhook_deliveries').columns(['client_id', 'webhook_id', 'id']).execute();
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {

@@ -74,13 +74,14 @@ export const linkRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; accoun
         idempotency.run(request.clientId, key, 'POST /v2/link/accounts', { user: request.linkUserId, ...request.body }, () =>
           accounts.planAttempt(request.clientId, request.linkUserId, request.body),
         );
-      let result: Awaited<ReturnType<typeof run>>;
-      try {
-        result = await run();
-      } catch (error) {
-        // Two first attempts for one item at once: the other one made the account; answer with it.
-        if (!AccountsService.isSameItemRace(error)) throw error;
-        result = await run();
+      let result: Awaited<ReturnType<typeof run>> | undefined;
+      for (let attempt = 0; result === undefined; attempt++) {
+        try {
+          result = await run();
+        } catch (error) {
+          // Another attempt for the item (or a change to its account) came first: plan again from what it left.
+          if (!AccountsService.lostRace(error) || attempt >= 5) throw error;
+        }
       }
       const { value, replayed } = result as { value: Attempt; replayed: boolean };
       if (replayed) reply.header('idempotent-replayed', 'true');

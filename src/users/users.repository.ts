@@ -59,7 +59,7 @@ export class UsersRepository {
   readonly pages: KeysetSource<UserRow>;
 
   constructor(
-    private readonly db: Db,
+    readonly db: Db,
     private readonly pii: PiiCipher,
   ) {
     type Key = { clientId: string; id: string };
@@ -167,6 +167,16 @@ export class UsersRepository {
 
   async userExists(clientId: string, id: string): Promise<boolean> {
     return (await this.existsById.first({ clientId, id })) !== undefined;
+  }
+
+  /** The compare-and-set update, to run with other writes in one transaction (guard it: see `guarded`). */
+  bindUpdate(row: UserRow, expectedVersion: number): BoundWrite {
+    return this.update.bind({ ...this.seal(row), expectedVersion });
+  }
+
+  /** The delete at `version`, to run with other writes in one transaction (guard it: see `guarded`). */
+  bindRemove(clientId: string, id: string, version: number): BoundWrite {
+    return this.removeVersion.bind({ clientId, id, version });
   }
 
   /** Compare-and-set: writes `row` only if the stored version is still `expectedVersion`. */

@@ -1,6 +1,7 @@
 // The rules of the Users API: input to rows (merge patch), rows to the User shape, paging, tokens.
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
-import type { Planned } from '../db/prepared.js';
+import { guarded, runTogether, WriteConflictError, type BoundWrite, type Planned } from '../db/prepared.js';
+import type { EventWriter } from '../webhooks/webhooks.repository.js';
 import type { UserTokens } from '../tokens/tokens.js';
 import type { CursorCodec } from '../paging/cursor.js';
 import { walkPage } from '../paging/keyset.js';
@@ -202,17 +203,31 @@ export interface VersionedUser {
 
 const versioned = (row: UserRow): VersionedUser => ({ user: userRowToUser(row), etag: etagOf(row.version) });
 
+/** The user as a webhook may carry it: never SSN, birth date or address. */
+export function userForWebhook(user: User): Omit<User, 'ssn' | 'birth_date' | 'address'> {
+  const { ssn: _ssn, birth_date: _birthDate, address: _address, ...rest } = user;
+  return rest;
+}
+
 export class UsersService {
   constructor(
     private readonly repo: UsersRepository,
     private readonly tokens: UserTokens,
     private readonly cursors: CursorCodec,
+    private readonly outbox: EventWriter,
   ) {}
 
-  /** A create, planned: its answer and its write, for the caller to commit (with an idempotency record, say). */
+  private events(row: UserRow, event: 'users.created' | 'users.updated' | 'users.removed'): Promise<BoundWrite[]> {
+    return this.outbox.eventWrites(row.client_id, event, { user: row.id }, () => userForWebhook(userRowToUser(row)));
+  }
+
+  /** A create, planned: its answer and its writes (the user, its events), for the caller to commit with more. */
   async planCreate(clientId: string, input: UserInput): Promise<Planned<{ user_token: string; id: string }>> {
     const row = newUserRow(clientId, input);
-    return { value: { user_token: await this.tokens.mint(clientId, row.id), id: row.id }, writes: [this.repo.bindInsert(row)] };
+    return {
+      value: { user_token: await this.tokens.mint(clientId, row.id), id: row.id },
+      writes: [this.repo.bindInsert(row), ...(await this.events(row, 'users.created'))],
+    };
   }
 
   async get(clientId: string, rawId: string): Promise<VersionedUser> {
@@ -233,24 +248,37 @@ export class UsersService {
         updated_at: timestampNow(),
       };
       checkRow(next, input);
-      if (await this.repo.updateUser(next, current.version)) return versioned(next);
+      try {
+        await runTogether(this.repo.db, [guarded(this.repo.bindUpdate(next, current.version)), ...(await this.events(next, 'users.updated'))]);
+        return versioned(next);
+      } catch (error) {
+        if (!(error instanceof WriteConflictError)) throw error;
+      }
       if (precondition && !precondition.any) throw errors.preconditionFailed();
     }
     throw errors.unavailable();
   }
 
+  /** Deletes the user (its accounts go in the same statement) with its users.removed events, at the version read. */
   async delete(clientId: string, rawId: string, precondition?: Precondition): Promise<void> {
-    const id = canonicalUserId(rawId);
-    if (id === undefined) throw errors.notFound();
-    if (!precondition || precondition.any) {
-      if (!(await this.repo.deleteUser(clientId, id))) throw errors.notFound();
-      return;
+    for (let attempt = 0; attempt < PATCH_ATTEMPTS; attempt++) {
+      const current = await this.findRow(clientId, rawId);
+      checkPrecondition(precondition, current.version);
+      try {
+        await runTogether(this.repo.db, [
+          guarded(this.repo.bindRemove(clientId, current.id, current.version)),
+          ...(await this.events(current, 'users.removed')),
+        ]);
+        return;
+      } catch (error) {
+        if (!(error instanceof WriteConflictError)) throw error;
+      }
+      // Changed (or deleted) meanwhile: with If-Match that is a failed precondition, else try the new version.
+      if (precondition && !precondition.any) {
+        throw (await this.repo.userExists(clientId, current.id)) ? errors.preconditionFailed() : errors.notFound();
+      }
     }
-    const current = await this.findRow(clientId, id);
-    checkPrecondition(precondition, current.version);
-    if (!(await this.repo.deleteUser(clientId, id, current.version))) {
-      throw (await this.repo.userExists(clientId, id)) ? errors.preconditionFailed() : errors.notFound();
-    }
+    throw errors.unavailable();
   }
 
   /** A token for an existing user: nothing to write, but planned like a create so that it can be idempotent. */

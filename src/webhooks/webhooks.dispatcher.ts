@@ -1,0 +1,167 @@
+// Delivers the outbox: claims due deliveries, POSTs them signed, and settles each as delivered, due again
+// (exponential backoff with jitter) or failed. Runs beside the API in every instance; never on a request's path.
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { FastifyBaseLogger } from 'fastify';
+import { isoMicros, nowMicros } from '../clock.js';
+import type { PiiCipher } from '../pii/pii.cipher.js';
+import { guardedLookup } from './webhooks.address.js';
+import { WebhooksRepository, type DeliveryRow } from './webhooks.repository.js';
+import { signatureHeaders } from './webhooks.signing.js';
+
+export interface DeliveryOptions {
+  /** A receiver must answer 2xx within this. */
+  timeoutMs: number;
+  maxAttempts: number;
+  /** The first retry's delay; each next one is three times longer (±20% jitter). */
+  retryBaseMs: number;
+  pollMs: number;
+  allowPrivate: boolean;
+  /** Deliveries in flight per instance, and per subscription. */
+  concurrency: number;
+  perSubscription: number;
+}
+
+/** Bytes of a receiver's answer read before the connection is dropped. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** The delay before attempt `attempts + 1`: base · 3^(attempts-1), jittered. */
+export function retryDelayMs(attempts: number, baseMs: number, random = Math.random): number {
+  return Math.round(baseMs * 3 ** Math.max(0, attempts - 1) * (0.8 + 0.4 * random()));
+}
+
+interface Outcome {
+  statusCode: number | null;
+  error: string | null;
+}
+
+export class WebhookDispatcher {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly repo: WebhooksRepository,
+    private readonly cipher: PiiCipher,
+    private readonly options: DeliveryOptions,
+    private readonly log: FastifyBaseLogger,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  /** Stops claiming; resolves once the deliveries in flight have settled. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.running = this.tick().finally(() => {
+        this.running = undefined;
+      });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async tick(): Promise<void> {
+    let claimed = 0;
+    try {
+      const { concurrency, perSubscription, timeoutMs } = this.options;
+      // Long enough for a subscription's share of the batch to go out perSubscription at a time.
+      const leaseMs = timeoutMs * Math.ceil(concurrency / perSubscription) + 5_000;
+      const rows = await this.repo.claimDue(concurrency, leaseMs);
+      claimed = rows.length;
+      const bySubscription = new Map<string, DeliveryRow[]>();
+      for (const row of rows) bySubscription.set(row.webhook_id, [...(bySubscription.get(row.webhook_id) ?? []), row]);
+      // One slow receiver holds at most perSubscription sockets; the others go on meanwhile.
+      await Promise.all(
+        [...bySubscription.values()].map(async (queue) => {
+          const lanes = Array.from({ length: Math.min(perSubscription, queue.length) }, async () => {
+            for (let row = queue.shift(); row; row = queue.shift()) {
+              await this.deliver(row).catch((error: unknown) => this.log.error({ err: error, delivery: row?.id }, 'webhook delivery failed'));
+            }
+          });
+          await Promise.all(lanes);
+        }),
+      );
+    } catch (error) {
+      this.log.warn({ err: error }, 'webhook delivery round failed');
+    }
+    // A full batch means more may be due: go again at once.
+    this.schedule(claimed >= this.options.concurrency ? 0 : this.options.pollMs);
+  }
+
+  private async deliver(row: DeliveryRow): Promise<void> {
+    const subscription = await this.repo.subscription(row.client_id, row.webhook_id);
+    if (!subscription) return; // deleted meanwhile: its deliveries went with it
+    const body = this.cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
+    const secret = subscription.secret === null ? null : this.cipher.decrypt(subscription.secret, WebhooksRepository.secretContext(row.client_id, row.webhook_id));
+    const outcome = await this.post(subscription.url, row.id, body, secret);
+    const delivered = outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300;
+    const exhausted = row.attempts >= this.options.maxAttempts;
+    await this.repo.settle(row, {
+      status: delivered ? 'delivered' : exhausted ? 'failed' : 'pending',
+      next_attempt_at: delivered || exhausted ? row.next_attempt_at : isoMicros(nowMicros() + retryDelayMs(row.attempts, this.options.retryBaseMs) * 1000),
+      last_status_code: outcome.statusCode,
+      last_error: delivered ? null : (outcome.error ?? `HTTP ${outcome.statusCode}`),
+      delivered_at: delivered ? isoMicros(nowMicros()) : null,
+    });
+    if (!delivered) {
+      this.log.info({ delivery: row.id, webhook: row.webhook_id, attempts: row.attempts, statusCode: outcome.statusCode, failed: exhausted }, 'webhook delivery attempt failed');
+    }
+  }
+
+  /** One POST; any answer within the timeout is an outcome, its body read up to 64 KiB and discarded. */
+  private post(url: string, id: string, body: string, secret: string | null): Promise<Outcome> {
+    return new Promise((resolve) => {
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch {
+        resolve({ statusCode: null, error: 'invalid URL' });
+        return;
+      }
+      const headers: Record<string, string> = {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+        'user-agent': 'users-api-webhooks/1',
+        ...(secret === null
+          ? { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(Date.now() / 1000)) }
+          : signatureHeaders(secret, id, Math.floor(Date.now() / 1000), body)),
+      };
+      const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = send(target, {
+        method: 'POST',
+        headers,
+        timeout: this.options.timeoutMs,
+        lookup: guardedLookup(this.options.allowPrivate),
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+      let settled = false;
+      const finish = (outcome: Outcome) => {
+        if (settled) return;
+        settled = true;
+        resolve(outcome);
+        req.destroy();
+      };
+      req.on('response', (res: IncomingMessage) => {
+        let received = 0;
+        res.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          if (received > MAX_RESPONSE_BYTES) finish({ statusCode: res.statusCode ?? null, error: null });
+        });
+        res.on('end', () => finish({ statusCode: res.statusCode ?? null, error: null }));
+        res.on('error', () => finish({ statusCode: res.statusCode ?? null, error: null }));
+      });
+      req.on('timeout', () => finish({ statusCode: null, error: `no answer within ${this.options.timeoutMs} ms` }));
+      req.on('error', (error: Error & { code?: string }) => finish({ statusCode: null, error: error.code ?? error.message }));
+      req.end(body);
+    });
+  }
+}
