@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { Webhook as StandardWebhook } from 'standardwebhooks';
+import { retryDelayMs } from '../src/webhooks/webhooks.dispatcher.js';
+import { isInternalAddress, urlProblem } from '../src/webhooks/webhooks.address.js';
+import { createTestApi, STORES, type TestApi } from './helpers/app.js';
+import { eventually, startReceiver, type Receiver } from './helpers/receiver.js';
+
+const SECRET = 'whsec-test-secret-0123456789abcdef';
+/** Fast retries and polling, and the test receiver on 127.0.0.1. */
+const WEBHOOK_ENV = { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_POLL_MS: '20', WEBHOOK_RETRY_BASE_MS: '30', WEBHOOK_TIMEOUT_MS: '2000' };
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+describe('webhook addresses and retries', () => {
+  it('refuses internal addresses, non-https URLs and credentials unless WEBHOOK_ALLOW_PRIVATE', () => {
+    for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.1.1', '169.254.169.254', '::1', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1', '0.0.0.0']) {
+      assert.equal(isInternalAddress(address), true, address);
+    }
+    for (const address of ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946', '8.8.8.8']) assert.equal(isInternalAddress(address), false, address);
+    assert.equal(urlProblem('https://hooks.example.com/x', false), undefined);
+    for (const url of ['http://hooks.example.com/x', 'https://127.0.0.1/x', 'https://[::1]/x', 'https://localhost/x', 'https://169.254.169.254/latest', 'https://u:p@hooks.example.com/', 'not a url']) {
+      assert.notEqual(urlProblem(url, false), undefined, url);
+    }
+    assert.equal(urlProblem('http://127.0.0.1:9/x', true), undefined);
+  });
+
+  it('retries back off three times longer each time, with ±20% jitter', () => {
+    assert.equal(retryDelayMs(1, 60_000, () => 0.5), 60_000);
+    assert.equal(retryDelayMs(2, 60_000, () => 0.5), 180_000);
+    assert.equal(retryDelayMs(3, 60_000, () => 0), 0.8 * 540_000);
+    assert.equal(retryDelayMs(3, 60_000, () => 1), 1.2 * 540_000);
+    const total = [1, 2, 3, 4, 5, 6, 7].reduce((sum, n) => sum + retryDelayMs(n, 60_000, () => 0.5), 0);
+    assert.ok(total > 12 * 3600_000 && total < 30 * 3600_000, `8 attempts span about a day: ${total / 3600_000} h`);
+  });
+});
+
+for (const store of STORES) {
+  describe(`webhook subscriptions (${store})`, () => {
+    let api: TestApi;
+    before(async () => {
+      api = await createTestApi(store);
+    });
+    after(() => api.close());
+
+    const create = (payload: object, as = api.tenant) => api.request({ method: 'POST', url: '/v2/webhooks', payload, as });
+
+    it('creates a subscription: 201, the secret never returned; list, get and delete', async () => {
+      const res = await create({ events: ['users.created', 'accounts.connected'], name: 'prod', url: 'https://hooks.example.com/argyle', secret: SECRET, config: { include_resource: true } });
+      assert.equal(res.status, 201, res.body);
+      assert.deepEqual(Object.keys(res.json), ['id', 'name', 'url', 'events', 'config', 'has_secret', 'created_at']);
+      assert.equal(res.json.has_secret, true);
+      assert.deepEqual(res.json.config, { include_resource: true });
+      assert.equal(res.body.includes(SECRET), false);
+      const row = await api.db.selectFrom('webhooks').selectAll().where('id', '=', res.json.id).executeTakeFirstOrThrow();
+      assert.equal(String(row.secret).includes(SECRET), false, 'the secret is stored encrypted');
+      const got = await api.request({ method: 'GET', url: `/v2/webhooks/${res.json.id}` });
+      assert.deepEqual(got.json, res.json);
+      const listed = await api.request({ method: 'GET', url: '/v2/webhooks' });
+      assert.deepEqual(listed.json.results.map((w: Json) => w.id), [res.json.id]);
+      assert.equal((await api.request({ method: 'DELETE', url: `/v2/webhooks/${res.json.id}` })).status, 204);
+      assert.equal((await api.request({ method: 'GET', url: `/v2/webhooks/${res.json.id}` })).status, 404);
+    });
+
+    it('refuses unknown events, private or non-https URLs (without WEBHOOK_ALLOW_PRIVATE) and missing fields, in DRF words', async () => {
+      const bad = await create({ events: ['users.created', 'users.exploded'], name: 'x', url: 'https://hooks.example.com/' });
+      assert.equal(bad.status, 400);
+      assert.deepEqual(bad.json, { events: { 1: ['"users.exploded" is not a valid choice.'] } });
+      for (const url of ['http://hooks.example.com/', 'https://127.0.0.1/', 'https://10.0.0.8/hook', 'https://localhost:8443/']) {
+        const res = await create({ events: ['*'], name: 'x', url });
+        assert.equal(res.status, 400, url);
+        assert.ok(Array.isArray(res.json.url), res.body);
+      }
+      const missing = await create({});
+      assert.deepEqual(Object.keys(missing.json).sort(), ['events', 'name', 'url']);
+      assert.equal((await api.request({ method: 'GET', url: '/v2/webhooks' })).json.results.length, 0, 'nothing stored');
+    });
+
+    it("another client cannot see, delete or retry a subscription, nor list its deliveries", async () => {
+      const mine = await create({ events: ['*'], name: 'mine', url: 'https://hooks.example.com/' });
+      const other = await api.newTenant('webhooks-other');
+      for (const [method, url] of [
+        ['GET', `/v2/webhooks/${mine.json.id}`],
+        ['DELETE', `/v2/webhooks/${mine.json.id}`],
+        ['GET', `/v2/webhooks/${mine.json.id}/deliveries`],
+        ['POST', `/v2/webhooks/${mine.json.id}/deliveries/${mine.json.id}/retry`],
+      ] as const) {
+        assert.equal((await api.request({ method, url, as: other })).status, 404, `${method} ${url}`);
+      }
+      assert.deepEqual((await api.request({ method: 'GET', url: '/v2/webhooks', as: other })).json.results, []);
+      assert.equal((await api.request({ method: 'GET', url: `/v2/webhooks/${mine.json.id}` })).status, 200);
+    });
+  });
+
+  describe(`webhook deliveries to a real receiver (${store})`, () => {
+    let api: TestApi;
+    let receiver: Receiver;
+    before(async () => {
+      api = await createTestApi(store, WEBHOOK_ENV);
+      receiver = await startReceiver();
+    });
+    after(async () => {
+      await api.close();
+      await receiver.close();
+    });
+
+    it('every change of a scripted flow yields its event, in order, signed both ways, without personal data', async () => {
+      const sub = await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['*'], name: 'flow', url: receiver.url, secret: SECRET, config: { include_resource: true } } });
+      assert.equal(sub.status, 201, sub.body);
+      const created = await api.request({ method: 'POST', url: '/v2/users', payload: { first_name: 'Ada', ssn: '123-45-6789', birth_date: { year: 1980, month: 1, day: 2 }, address: { city: 'Springfield' } } });
+      const userId = created.json.id;
+      const bearer = { authorization: `Bearer ${created.json.user_token}` };
+      const link = (method: 'POST' | 'PATCH', url: string, payload: object) => api.request({ method, url, payload, as: null, headers: bearer });
+      assert.equal((await api.request({ method: 'PATCH', url: `/v2/users/${userId}`, payload: { last_name: 'Lovelace' } })).status, 200);
+      // A rejected change yields nothing.
+      assert.equal((await api.request({ method: 'PATCH', url: `/v2/users/${userId}`, payload: { email: 'not-an-email' } })).status, 400);
+      const account = (await link('POST', '/v2/link/accounts', { item: 'item_1', employers: ['Acme'] })).json.id;
+      assert.equal((await link('PATCH', `/v2/link/accounts/${account}`, { connection: { status: 'error', error_code: 'invalid_credentials' } })).status, 200);
+      assert.equal((await link('POST', '/v2/link/accounts', { item: 'item_1' })).status, 200);
+      assert.equal((await link('PATCH', `/v2/link/accounts/${account}`, { connection: { status: 'connected' } })).status, 200);
+      assert.equal((await api.request({ method: 'DELETE', url: `/v2/accounts/${account}` })).status, 204);
+      assert.equal((await api.request({ method: 'DELETE', url: `/v2/users/${userId}` })).status, 204);
+
+      const expected = ['users.created', 'users.updated', 'accounts.added', 'accounts.failed', 'accounts.updated', 'accounts.connected', 'accounts.removed', 'users.removed'];
+      await eventually(() => receiver.received.length >= expected.length, () => `${receiver.received.length} of ${expected.length} events`);
+      await new Promise((resolve) => setTimeout(resolve, 200)); // nothing more arrives
+      const bodies = receiver.received.map((r) => JSON.parse(r.body) as Json);
+      assert.deepEqual(bodies.map((b) => b.event), expected);
+      const verifier = new StandardWebhook(Buffer.from(SECRET).toString('base64'));
+      for (const [i, { headers, body }] of receiver.received.entries()) {
+        const parsed = bodies[i]!;
+        assert.deepEqual(Object.keys(parsed), ['event', 'name', 'data']);
+        assert.equal(parsed.name, 'flow');
+        assert.equal(parsed.data.user, userId);
+        if (parsed.event.startsWith('accounts.')) assert.equal(parsed.data.account, account);
+        assert.equal(headers['x-argyle-signature'], createHmac('sha512', SECRET).update(body).digest('hex'), `X-Argyle-Signature of ${parsed.event}`);
+        verifier.verify(body, headers as Record<string, string>); // throws unless the Standard Webhooks signature holds
+        for (const needle of ['123-45-6789', '123456789', 'Springfield', 'birth_date', '"ssn"', '"address"']) {
+          assert.equal(body.includes(needle), false, `${parsed.event} carries ${needle}`);
+        }
+      }
+      assert.equal(bodies[0]!.data.resource.first_name, 'Ada', 'include_resource sends the user (without its personal data)');
+      assert.equal(bodies[1]!.data.resource.last_name, 'Lovelace', 'the event carries the state it was written with');
+      assert.equal(bodies[5]!.data.resource.connection.status, 'connected');
+      // The deliveries list says the same.
+      const deliveries = await api.request({ method: 'GET', url: `/v2/webhooks/${sub.json.id}/deliveries?limit=20` });
+      assert.deepEqual(deliveries.json.results.map((d: Json) => [d.event, d.status, d.attempts, d.last_response_code]), expected.map((e) => [e, 'delivered', 1, 200]));
+    });
+
+    it('a receiver that fails the first 2 attempts gets the event on the 3rd; the attempts show in the deliveries list', async () => {
+      const failing = await startReceiver((n) => (n < 2 ? 503 : 204));
+      try {
+        const sub = await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'flaky', url: failing.url } });
+        const created = await api.request({ method: 'POST', url: '/v2/users', payload: {} });
+        await eventually(() => failing.received.length >= 3, () => `${failing.received.length} attempts`);
+        const list = async () => (await api.request({ method: 'GET', url: `/v2/webhooks/${sub.json.id}/deliveries` })).json.results as Json[];
+        await eventually(async () => (await list())[0]?.status === 'delivered', () => 'not settled');
+        const [delivery] = await list();
+        assert.equal(delivery!.user, created.json.id);
+        assert.equal(delivery!.attempts, 3);
+        assert.equal(delivery!.last_response_code, 204);
+        assert.equal(delivery!.next_attempt_at, null);
+        // The same message id on every attempt (a receiver de-duplicates on it); no signature without a secret.
+        assert.equal(new Set(failing.received.map((r) => r.headers['webhook-id'])).size, 1);
+        assert.equal(failing.received[0]!.headers['x-argyle-signature'], undefined);
+        assert.equal(failing.received[0]!.headers['webhook-signature'], undefined);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.equal(failing.received.length, 3, 'nothing is sent after a 2xx');
+      } finally {
+        await failing.close();
+      }
+    });
+
+    it('a change that rolls back yields no event', async () => {
+      const sub = await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'rollback', url: receiver.url } });
+      const [install, uninstall] =
+        store === 'sqlite'
+          ? [sql`create trigger fail_key before insert on idempotency_keys begin select raise(abort, 'injected failure'); end`, sql`drop trigger fail_key`]
+          : [
+              sql`create function fail_key() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$;
+                  create trigger fail_key before insert on idempotency_keys for each row execute function fail_key()`,
+              sql`drop trigger fail_key on idempotency_keys; drop function fail_key()`,
+            ];
+      await install.execute(api.db);
+      try {
+        const failed = await api.request({ method: 'POST', url: '/v2/users', payload: {}, headers: { 'idempotency-key': 'rolls-back' } });
+        assert.equal(failed.status, 500);
+      } finally {
+        await uninstall.execute(api.db);
+      }
+      const rows = await api.db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', sub.json.id).execute();
+      assert.deepEqual(rows, []);
+    });
+  });
+
+  describe(`a delivery that failed every attempt can be retried (${store})`, () => {
+    let api: TestApi;
+    before(async () => {
+      api = await createTestApi(store, { ...WEBHOOK_ENV, WEBHOOK_MAX_ATTEMPTS: '2' });
+    });
+    after(() => api.close());
+
+    it('failed after WEBHOOK_MAX_ATTEMPTS; POST .../retry makes it due again and it is delivered', async () => {
+      let healthy = false;
+      const receiver = await startReceiver(() => (healthy ? 200 : 500));
+      try {
+        const sub = await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'down', url: receiver.url } });
+        await api.request({ method: 'POST', url: '/v2/users', payload: {} });
+        const list = async () => (await api.request({ method: 'GET', url: `/v2/webhooks/${sub.json.id}/deliveries` })).json.results as Json[];
+        await eventually(async () => (await list())[0]?.status === 'failed', () => JSON.stringify(receiver.received.length));
+        const [failed] = await list();
+        assert.equal(failed!.attempts, 2);
+        assert.equal(failed!.last_response_code, 500);
+        assert.equal(receiver.received.length, 2);
+        healthy = true;
+        const retried = await api.request({ method: 'POST', url: `/v2/webhooks/${sub.json.id}/deliveries/${failed!.id}/retry` });
+        assert.equal(retried.status, 202, retried.body);
+        assert.equal(retried.json.status, 'pending');
+        await eventually(async () => (await list())[0]?.status === 'delivered', () => 'not delivered after the retry');
+        const again = await api.request({ method: 'POST', url: `/v2/webhooks/${sub.json.id}/deliveries/${failed!.id}/retry` });
+        assert.equal(again.status, 409);
+      } finally {
+        await receiver.close();
+      }
+    });
+  });
+}
