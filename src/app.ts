@@ -13,7 +13,7 @@ import { registerHealth } from './http/health.js';
 import { Idempotency } from './idempotency/idempotency.js';
 import { ApiKeyVerifier } from './keys/keys.service.js';
 import { registerJsonBody } from './http/json-body.js';
-import { registerLoadShedding, registerRateLimit, registerSecurityHeaders, securityHeaders } from './http/limits.js';
+import { connectRateLimitStore, registerLoadShedding, registerRateLimit, registerSecurityHeaders, securityHeaders } from './http/limits.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
 import { createValidatorCompiler } from './http/validation.js';
 import { tokensRoutes } from './tokens/tokens.routes.js';
@@ -130,6 +130,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   // User tokens are signed with the secret exactly as configured, so a client's own service can verify them.
   const tokens = new UserTokens(new TextEncoder().encode(userTokenSecret), config.userTokenIssuer);
   const cursors = new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor')));
+  const rateLimitStore = await connectRateLimitStore(app, config.limits);
   const outbox = new WebhooksRepository(deps.db, pii);
   const users = new UsersService(new UsersRepository(deps.db, pii), tokens, cursors, outbox);
   const accounts = new AccountsService(deps.db, cursors, outbox);
@@ -143,7 +144,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(
     async (v2) => {
       v2.addHook('onRequest', basicAuth(new ApiKeyVerifier(deps.db, config.apiKeyCacheMs)));
-      await registerRateLimit(v2, config.limits);
+      await registerRateLimit(v2, config.limits, rateLimitStore);
       const addNotAllowed = trackMethodsForNotAllowed(v2);
       await v2.register(usersRoutes, { users, idempotency });
       await v2.register(tokensRoutes, { users, idempotency });
@@ -167,7 +168,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       }
       link.addHook('onRequest', bearerAuth(tokens, (clientId, userId) => users.exists(clientId, userId)));
       // A budget per user (a front end in a browser is one user), apart from the client's API keys.
-      await registerRateLimit(link, config.limits, (request) => `link:${request.clientId}:${request.linkUserId}`);
+      await registerRateLimit(link, config.limits, rateLimitStore, (request) => `link:${request.clientId}:${request.linkUserId}`);
       const addNotAllowed = trackMethodsForNotAllowed(link);
       await link.register(linkRoutes, { users, accounts, idempotency });
       addNotAllowed();

@@ -68,15 +68,25 @@ export async function registerLoadShedding(app: FastifyInstance, limits: Limits)
  * too). Register inside the authenticated scope, after its onRequest authentication hook: the plugin
  * adds its hook to each route, and route hooks run after the scope's.
  */
+/**
+ * The counters' store, shared by every rate-limited scope: one Redis connection (with REDIS_URL) per process,
+ * closed with the app; in-process counters otherwise (undefined).
+ */
+export async function connectRateLimitStore(app: FastifyInstance, limits: Limits): Promise<RateLimitRedis | undefined> {
+  if (limits.rateLimitMax === 0 || !limits.redisUrl) return undefined;
+  const redis = await RateLimitRedis.connect(limits.redisUrl, limits.redisTimeoutMs, app.log);
+  app.addHook('onClose', () => redis.close());
+  return redis;
+}
+
 export async function registerRateLimit(
   scope: FastifyInstance,
   limits: Limits,
+  redis: RateLimitRedis | undefined,
   /** Whose budget a request spends: its API key by default. */
   keyOf: (request: FastifyRequest) => string = (request) => request.apiKeyId,
 ): Promise<void> {
   if (limits.rateLimitMax === 0) return;
-  const redis = limits.redisUrl ? await RateLimitRedis.connect(limits.redisUrl, limits.redisTimeoutMs, scope.log) : undefined;
-  if (redis) scope.addHook('onClose', () => redis.close());
   await scope.register(rateLimit, {
     hook: 'onRequest',
     max: limits.rateLimitMax,

@@ -47,8 +47,10 @@ export class WebhookDispatcher {
     private readonly log: FastifyBaseLogger,
   ) {}
 
-  start(): void {
+  /** On the embedded store this process is the only deliverer: leases left by an earlier (crashed) run are void. */
+  async start(): Promise<void> {
     this.stopped = false;
+    if (this.repo.singleDeliverer) await this.repo.releaseAllLeases();
     this.schedule(0);
   }
 
@@ -73,8 +75,9 @@ export class WebhookDispatcher {
     let claimed = 0;
     try {
       const { concurrency, perSubscription, timeoutMs } = this.options;
-      // Long enough for a subscription's share of the batch to go out perSubscription at a time.
-      const leaseMs = timeoutMs * Math.ceil(concurrency / perSubscription) + 5_000;
+      // Long enough for a subscription's share of the batch to go out perSubscription at a time; after it, another
+      // instance takes over the deliveries of one that crashed.
+      const leaseMs = timeoutMs * (Math.ceil(concurrency / perSubscription) + 1);
       const rows = await this.repo.claimDue(concurrency, leaseMs);
       claimed = rows.length;
       const bySubscription = new Map<string, DeliveryRow[]>();

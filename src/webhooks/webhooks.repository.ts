@@ -177,6 +177,15 @@ export class WebhooksRepository implements EventWriter {
     return rows.map(toDeliveryRow).sort((a, b) => a.seq - b.seq);
   }
 
+  /** Whether one process alone delivers (the embedded store), so that leases need not outlive it. */
+  get singleDeliverer(): boolean {
+    return dialectOf(this.db) === 'sqlite';
+  }
+
+  async releaseAllLeases(): Promise<void> {
+    await this.db.updateTable('webhook_deliveries').set({ lease_until: null }).where('lease_until', 'is not', null).execute();
+  }
+
   /** Records an attempt's outcome, if this claimer still holds the lease. */
   async settle(row: DeliveryRow, outcome: Pick<WebhookDeliveriesTable, 'status' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'delivered_at'>): Promise<void> {
     await this.db
