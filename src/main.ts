@@ -7,11 +7,15 @@ import { migrateToLatest } from './db/migrations.js';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { clientExists, createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
 import { newPiiKeyEntry, PiiCipher } from './pii/pii.cipher.js';
-import { resolveSecrets } from './secrets.js';
+import { deriveKey, resolveSecrets } from './secrets.js';
 import { importUsers, type ImportProgress } from './users/users.import.js';
 import { UsersRepository } from './users/users.repository.js';
 import { RotationRefusedError, rotatePii } from './pii/pii.rotate.js';
 import { serve } from './server.js';
+import { ApiError } from './errors.js';
+import { CursorCodec } from './paging/cursor.js';
+import { WebhooksRepository } from './webhooks/webhooks.repository.js';
+import { WebhooksService } from './webhooks/webhooks.service.js';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 
@@ -186,11 +190,57 @@ program
     if (progress.rejected > 0) process.exitCode = 1;
   });
 
+const webhooks = program.command('webhooks').description('webhook subscriptions and their deliveries, per client');
+
+/** The webhooks service over the store, as the API has it. */
+async function withWebhooks<T>(run: (service: WebhooksService) => Promise<T>): Promise<T> {
+  return withDb(async (db) => {
+    const { piiKeys, userTokenSecret } = resolveSecrets(config(), db);
+    const cipher = new PiiCipher(piiKeys);
+    const cursors = new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor')));
+    return run(new WebhooksService(new WebhooksRepository(db, cipher), cipher, cursors, config().webhooks.allowPrivate));
+  });
+}
+
+webhooks
+  .command('list')
+  .description("a client's subscriptions, as JSON lines (never their secrets)")
+  .requiredOption('--client <client_id>', 'the client (tenant)')
+  .action(async (options: { client: string }) => {
+    for (const webhook of await withWebhooks((service) => service.all(options.client))) out(JSON.stringify(webhook));
+  });
+
+webhooks
+  .command('deliveries')
+  .description("a subscription's latest deliveries, newest first, as JSON lines: status, attempts, last response")
+  .requiredOption('--client <client_id>', 'the client (tenant)')
+  .option('--status <status>', 'only pending, delivered or failed ones')
+  .option('--limit <n>', 'how many (default 50)', positiveInteger, 50)
+  .argument('<webhook_id>')
+  .action(async (webhookId: string, options: { client: string; status?: string; limit: number }) => {
+    if (options.status !== undefined && !['pending', 'delivered', 'failed'].includes(options.status)) {
+      throw new UsageError(`--status must be pending, delivered or failed, got "${options.status}"`);
+    }
+    const rows = await withWebhooks((service) => service.latestDeliveries(options.client, webhookId, options.limit, options.status));
+    for (const delivery of rows) out(JSON.stringify(delivery));
+  });
+
+webhooks
+  .command('retry')
+  .description('make a failed (or waiting) delivery due now, with a fresh budget of attempts')
+  .requiredOption('--client <client_id>', 'the client (tenant)')
+  .argument('<webhook_id>')
+  .argument('<delivery_id>')
+  .action(async (webhookId: string, deliveryId: string, options: { client: string }) => {
+    const delivery = await withWebhooks((service) => service.retry(options.client, webhookId, deliveryId));
+    out(`delivery ${delivery.id} is due again`);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
-  if (error instanceof UsageError) {
+  if (error instanceof UsageError || error instanceof ApiError) {
     console.error(`users-api: ${error.message}`);
     process.exit(1);
   }

@@ -119,6 +119,20 @@ export class WebhooksRepository implements EventWriter {
     await this.db.insertInto('webhooks').values(row).execute();
   }
 
+  allSubscriptions(clientId: string): Promise<WebhooksTable[]> {
+    return this.db.selectFrom('webhooks').selectAll().where('client_id', '=', clientId).orderBy('id').execute();
+  }
+
+  async latestDeliveries(clientId: string, webhookId: string, limit: number, status?: string): Promise<DeliveryRow[]> {
+    let query = this.db
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('client_id', '=', clientId)
+      .where('webhook_id', '=', webhookId);
+    if (status !== undefined) query = query.where('status', '=', status as DeliveryRow['status']);
+    return (await query.orderBy('id', 'desc').limit(limit).execute()).map(toDeliveryRow);
+  }
+
   findSubscription(clientId: string, id: string): Promise<WebhooksTable | undefined> {
     return this.db.selectFrom('webhooks').selectAll().where('client_id', '=', clientId).where('id', '=', id).executeTakeFirst();
   }

@@ -82,6 +82,17 @@ export class WebhooksService {
     return { next, previous, results: rows.map(toWebhook) };
   }
 
+  /** Every subscription of the client (the CLI), oldest first. */
+  async all(clientId: string): Promise<Webhook[]> {
+    return (await this.repo.allSubscriptions(clientId)).map(toWebhook);
+  }
+
+  /** The latest deliveries of a subscription (the CLI), newest first. */
+  async latestDeliveries(clientId: string, rawId: string, limit: number, status?: string): Promise<Delivery[]> {
+    const webhook = await this.findRow(clientId, rawId);
+    return (await this.repo.latestDeliveries(clientId, webhook.id, limit, status)).map(toDelivery);
+  }
+
   async get(clientId: string, rawId: string): Promise<Webhook> {
     return toWebhook(await this.findRow(clientId, rawId));
   }
