@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
@@ -87,6 +87,9 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
+/** How long a write waits for the lock another process (a CLI command) holds on the same file before it fails. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
 function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { kind: 'sqlite' }>): Db {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -100,7 +103,7 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
   sqlite.pragma('foreign_keys = ON');
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
-  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   const embedded = new EmbeddedSqlite(sqlite);
   const database = { close: () => embedded.close(), prepare: (text: string) => embedded.statement(text) };
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
@@ -162,13 +165,84 @@ const pgTypes = {
   },
 };
 
+/** Server errors that mean it cannot serve now: connection exceptions, out of resources, shutting down, statement timeout. */
+const UNAVAILABLE_SQLSTATE = /^(?:08|53|57P0|57014$)/;
+
+const didNotAnswer = (error: unknown) =>
+  new DatabaseUnavailableError(`the database did not answer (${(error as Error).message})`, { cause: error });
+
+/**
+ * The pool Kysely runs on, bounded on the client side. node-postgres keeps a connection whose query timed out waiting
+ * for the late answer, and Kysely would release it into the pool to be handed out again: here any failure that is not
+ * the server's own answer to a statement marks the connection lost, its later queries fail at once (a transaction's
+ * ROLLBACK, say) and its release discards it. Failures that mean the database is not answering become
+ * DatabaseUnavailableError; the server's answers (a constraint, a syntax error) pass through as they are.
+ */
+function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
+  const { DatabaseError } = loadPg();
+  const asUnavailable = (error: unknown) =>
+    error instanceof DatabaseError && !UNAVAILABLE_SQLSTATE.test(error.code ?? '') ? error : didNotAnswer(error);
+  const guarded = new WeakMap<PgModule.PoolClient, PostgresPoolClient>();
+  const guard = (client: PgModule.PoolClient): PostgresPoolClient => {
+    let lost: DatabaseUnavailableError | undefined;
+    const query = async (text: string, parameters: readonly unknown[]) => {
+      if (lost) throw lost;
+      try {
+        return await client.query(text, parameters as unknown[]);
+      } catch (error) {
+        if (!(error instanceof DatabaseError)) throw (lost = didNotAnswer(error));
+        throw asUnavailable(error);
+      }
+    };
+    return { query, release: (destroy?: boolean) => client.release(lost ?? destroy) } as unknown as PostgresPoolClient;
+  };
+  const open = new Set<PgModule.PoolClient>();
+  pool.on('connect', (client) => open.add(client));
+  pool.on('remove', (client) => open.delete(client));
+  return {
+    async connect() {
+      let client: PgModule.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw asUnavailable(error);
+      }
+      let guardedClient = guarded.get(client);
+      if (guardedClient === undefined) guarded.set(client, (guardedClient = guard(client)));
+      return guardedClient;
+    },
+    async end() {
+      await pool.end();
+      if (open.size === 0) return;
+      // Each connection's goodbye waits for the server's; on a silent network path that never comes, and the socket
+      // would keep the process alive for minutes. After a grace period, what is left is closed without it.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          for (const client of open) client.connection.stream.destroy();
+          resolve();
+        }, closeGraceMs);
+        pool.on('remove', () => {
+          if (open.size > 0) return;
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
+
 function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db {
   const startup = ['-c TimeZone=UTC'];
   if (config.schema) startup.push(`-c search_path=${config.schema}`);
   const pool = new (loadPg().Pool)({
     connectionString: config.url,
     max: config.poolSize,
-    connectionTimeoutMillis: 5000,
+    // Every wait on the server is bounded here, by the client: a silent network path delivers no statement_timeout.
+    connectionTimeoutMillis: config.connectTimeoutMs,
+    query_timeout: config.queryTimeoutMs,
+    // Idle connections to a server that vanished without a word are found and dropped by the OS.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     idleTimeoutMillis: 30_000,
     statement_timeout: config.statementTimeoutMs || undefined,
     options: startup.join(' '),
@@ -177,7 +251,7 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs) }) });
 }
 
 export function openDatabase(config: DatabaseConfig): Db {
@@ -196,7 +270,14 @@ export function describeDatabase(config: DatabaseConfig): string {
   return `PostgreSQL ${url.toString()}${config.schema ? ` (schema ${config.schema})` : ''}`;
 }
 
+/** The database cannot be used, or did not answer (in time, or at all): a request answers 503, a command fails in one line. */
 export class DatabaseUnavailableError extends Error {}
+
+/** Whether `error` means the store did not answer: on PostgreSQL (see boundedPool), or SQLite's lock wait ran out. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof DatabaseUnavailableError || (typeof code === 'string' && code.startsWith('SQLITE_BUSY'));
+}
 
 /** A write refused because a primary key or unique index already holds its key (SQLite or PostgreSQL). */
 export function isUniqueViolation(error: unknown): boolean {

@@ -1,5 +1,6 @@
 // Turns every failure into a DRF-shaped body: typed ApiErrors as they are, framework errors mapped, the rest a bare 500.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../db/database.js';
 import { ApiError, errors } from '../errors.js';
 import { PiiKeyMissingError } from '../pii/pii.cipher.js';
 
@@ -27,6 +28,11 @@ export function registerErrorHandling(app: FastifyInstance, bodyLimit: number): 
     if (error instanceof PiiKeyMissingError) {
       // Another instance, or a rotation, wrote under a key this one lacks: a configuration gap, not a crash.
       request.log.error({ piiKeyId: error.keyId }, error.message);
+      return send(reply, errors.unavailable());
+    }
+    if (isDatabaseUnavailable(error)) {
+      // The store did not answer in time: the client may retry. The reason is the driver's, never a query or its values.
+      request.log.error({ reason: error.message }, 'the database did not answer');
       return send(reply, errors.unavailable());
     }
     const apiError = toApiError(error, request, bodyLimit);
