@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
 import { GroupCommit } from './group-commit.js';
+import { WalScrubber } from './wal-scrub.js';
 
 export interface ClientsTable {
   id: string;
@@ -113,14 +114,17 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
 
 /**
  * The embedded store's one connection: a cache of prepared statements (Kysely prepares every query anew,
- * and the service issues a handful of distinct SQL texts) and group commit for the writes of prepared queries.
+ * and the service issues a handful of distinct SQL texts), group commit for the writes of prepared queries, and
+ * the WAL scrub that follows deletes and updates.
  */
 export class EmbeddedSqlite {
   private readonly statements = new Map<string, SQLite.Statement>();
   readonly writes: GroupCommit;
+  readonly wal: WalScrubber;
 
   constructor(readonly connection: SQLite.Database) {
     this.writes = new GroupCommit(connection);
+    this.wal = new WalScrubber(connection);
   }
 
   statement(text: string): SQLite.Statement {
@@ -134,6 +138,7 @@ export class EmbeddedSqlite {
 
   close(): void {
     this.writes.flush();
+    this.wal.flush();
     this.connection.close();
   }
 }

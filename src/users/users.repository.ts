@@ -1,5 +1,5 @@
 // Users' persistence: SQL scoped by client_id (which leads every index), and encryption of personal data at rest.
-import type { Db, UsersTable } from '../db/database.js';
+import { embeddedSqliteOf, type Db, type EmbeddedSqlite, type UsersTable } from '../db/database.js';
 import type { Compilable } from 'kysely';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { prepare, type BoundWrite, type PreparedQuery } from '../db/prepared.js';
@@ -68,6 +68,8 @@ export class UsersRepository {
   private readonly removeVersion;
   /** The paging queries, one per shape of position (direction, key, filter), prepared on first use. */
   private readonly pages = new Map<string, PageQuery>();
+  /** On SQLite: a deleted or overwritten user's old bytes are scrubbed from the WAL soon after (see wal-scrub.ts). */
+  private readonly embedded: EmbeddedSqlite | undefined;
 
   constructor(
     private readonly db: Db,
@@ -90,6 +92,7 @@ export class UsersRepository {
     const removal = (p: Key) => db.deleteFrom('users').where('client_id', '=', p.clientId).where('id', '=', p.id);
     this.remove = prepare(db, removal);
     this.removeVersion = prepare(db, (p: Key & { version: number }) => removal(p).where('version', '=', p.version));
+    this.embedded = embeddedSqliteOf(db);
   }
 
   /** Associated data of a ciphertext: it decrypts only in its own tenant and user row. */
@@ -211,7 +214,9 @@ export class UsersRepository {
 
   /** Compare-and-set: writes `row` only if the stored version is still `expectedVersion`. */
   async updateUser(row: UserRow, expectedVersion: number): Promise<boolean> {
-    return (await this.update.run({ ...this.seal(row), expectedVersion })) > 0;
+    const updated = (await this.update.run({ ...this.seal(row), expectedVersion })) > 0;
+    if (updated) this.embedded?.wal.soon();
+    return updated;
   }
 
   /** Deletes the user, only at `expectedVersion` when given. */
@@ -220,6 +225,7 @@ export class UsersRepository {
       expectedVersion === undefined
         ? await this.remove.run({ clientId, id })
         : await this.removeVersion.run({ clientId, id, version: expectedVersion });
+    if (changed > 0) this.embedded?.wal.soon();
     return changed > 0;
   }
 
