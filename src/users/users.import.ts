@@ -46,13 +46,12 @@ async function* ndjsonLines(input: Readable, limit: number): AsyncGenerator<Buff
     } else parts.push(part);
   };
   const line = (): Buffer | null => {
-    let bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
-    if (bytes.at(-1) === CR) bytes = bytes.subarray(0, -1);
-    const result = tooLong || bytes.length > limit ? null : bytes;
+    const whole = tooLong ? null : parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
     parts = [];
     length = 0;
     tooLong = false;
-    return result;
+    const bytes = whole?.at(-1) === CR ? whole.subarray(0, -1) : whole;
+    return bytes === null || bytes.length > limit ? null : bytes;
   };
   for await (const chunk of input) {
     const bytes: Buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
