@@ -17,6 +17,13 @@ export type DatabaseConfig =
       readonly schema: string | undefined;
       readonly poolSize: number;
       readonly statementTimeoutMs: number;
+      /**
+       * Client-side: a query the server has not answered within this fails and its connection is discarded
+       * (statement_timeout is the server's, and a silent network path never delivers it).
+       */
+      readonly queryTimeoutMs: number;
+      /** The longest wait for a connection: a free one from the pool, or a new one's handshake. */
+      readonly connectTimeoutMs: number;
     };
 
 export interface Config {
@@ -87,8 +94,16 @@ export const ENVIRONMENT_HELP = `Environment:
   DATABASE_SCHEMA      PostgreSQL only: schema to use (default: the server's search_path)
   DATABASE_POOL_SIZE   PostgreSQL only: connections per instance (default 10)
   DATABASE_STATEMENT_TIMEOUT_MS
-                       PostgreSQL only: statement timeout in milliseconds (default 5000; 0 =
-                       none); the client stops waiting for an answer 1000 ms after it
+                       PostgreSQL only: statement timeout in milliseconds, enforced by the
+                       server (default 5000; 0 = none)
+  DATABASE_QUERY_TIMEOUT_MS
+                       PostgreSQL only: a query the server has not answered within this
+                       fails with 503 and its connection is discarded (default: the statement
+                       timeout + 1000, i.e. 6000; must be above the statement timeout)
+  DATABASE_CONNECT_TIMEOUT_MS
+                       PostgreSQL only: the longest wait for a connection, from the pool or a
+                       new one (default 5000). A request answers within this plus
+                       DATABASE_QUERY_TIMEOUT_MS of the database going silent
   USER_TOKEN_SECRET    HS256 key of user tokens, used as given (at least 32 characters); paging
                        cursors are sealed under a key derived from it.
                        Required on PostgreSQL (every instance must share it). On SQLite, when
@@ -181,12 +196,20 @@ function database(env: NodeJS.ProcessEnv, databaseUrl: string): DatabaseConfig {
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new ConfigError('DATABASE_SCHEMA must be a lower-case SQL identifier');
   }
+  const statementTimeoutMs = integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000);
+  const queryTimeoutMs = integer(env, 'DATABASE_QUERY_TIMEOUT_MS', (statementTimeoutMs || 5000) + 1000, 100, 3_601_000);
+  // Past the statement timeout the server cancels cleanly and the connection stays usable; the client gives up only after.
+  if (statementTimeoutMs > 0 && queryTimeoutMs <= statementTimeoutMs) {
+    throw new ConfigError('DATABASE_QUERY_TIMEOUT_MS must be above DATABASE_STATEMENT_TIMEOUT_MS');
+  }
   return {
     kind: 'postgres',
     url: databaseUrl,
     schema,
     poolSize: integer(env, 'DATABASE_POOL_SIZE', 10, 1, 1000),
-    statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 0, 3_600_000),
+    statementTimeoutMs,
+    queryTimeoutMs,
+    connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
   };
 }
 

@@ -159,7 +159,7 @@ pii
 
 program
   .command('import')
-  .description('bulk-create users from NDJSON: one POST /v2/users body per line, validated the same way')
+  .description('bulk-create users from NDJSON: one POST /v2/users body per line (at most BODY_LIMIT bytes), read and validated the same way')
   .requiredOption('--client <client_id>', 'the client (tenant) the users belong to')
   .argument('[file]', 'NDJSON file; standard input when omitted or "-"')
   .action(async (file: string | undefined, options: { client: string }) => {
@@ -181,6 +181,7 @@ program
       const repo = new UsersRepository(db, new PiiCipher(resolveSecrets(config(), db).piiKeys));
       return importUsers(repo, stream, {
         clientId: options.client,
+        bodyLimit: config().bodyLimit,
         onProgress: (p) => report(p),
         onReject: (line, errors) => process.stderr.write(`line ${line}: ${JSON.stringify(errors)}\n`),
       });

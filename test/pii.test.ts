@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
-import { openDatabase } from '../src/db/database.js';
+import { embeddedSqliteOf, openDatabase } from '../src/db/database.js';
+import { WAL_SCRUB_DELAY_MS } from '../src/db/wal-scrub.js';
 import { migrateToLatest } from '../src/db/migrations.js';
 import { createApiKey } from '../src/keys/keys.service.js';
 import { newPiiKeyEntry, parsePiiKeys, PiiCipher, PiiCorruptError } from '../src/pii/pii.cipher.js';
@@ -125,33 +126,41 @@ for (const store of STORES) {
   });
 }
 
+/** Which of `needles` occur in which files of `dir`, as "needle in file" (the database, its -wal and -shm, the key files). */
+function findInFiles(dir: string, needles: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const bytes = readFileSync(join(dir, name));
+    for (const needle of needles) if (bytes.includes(Buffer.from(needle))) found.push(`${needle} in ${name}`);
+  }
+  return found;
+}
+
+/** An app on a SQLite file in `dir` (secrets generated beside it), with one key and its request headers. */
+async function appOnFile(dir: string) {
+  // Load shedding has its own tests; on a busy machine it would only add noise here.
+  const config = loadConfig({ DATABASE_URL: join(dir, 'users.db'), MAX_EVENT_LOOP_DELAY_MS: '0' });
+  const db = openDatabase(config.database);
+  await migrateToLatest(db);
+  const app = await buildApp(config, { db, secrets: resolveSecrets(config) });
+  const key = await createApiKey(db, { name: 'files' });
+  return { config, db, app, key, headers: { authorization: basicAuth(key), 'content-type': 'application/json' } };
+}
+
 describe('a planted SSN appears nowhere in the SQLite files in clear (sqlite)', () => {
   it('database, WAL and key files hold no clear SSN after creates, updates and checkpoints', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'users-api-pii-'));
     try {
-      // Load shedding would answer 503 on a busy machine; it has its own tests.
-      const config = loadConfig({ DATABASE_URL: join(dir, 'users.db'), MAX_EVENT_LOOP_DELAY_MS: '0' });
-      const db = openDatabase(config.database);
-      await migrateToLatest(db);
-      const app = await buildApp(config, { db, secrets: resolveSecrets(config) });
-      const key = await createApiKey(db, { name: 'pii' });
-      const headers = { authorization: basicAuth(key), 'content-type': 'application/json' };
+      const { config, db, app, key, headers } = await appOnFile(dir);
       const ids: string[] = [];
       for (let i = 0; i < 20; i++) {
         const res = await app.inject({ method: 'POST', url: '/v2/users', headers, payload: { ssn: PLANTED_SSN, first_name: `n${i}` } });
-        assert.equal(res.statusCode, 200);
+        assert.equal(res.statusCode, 200, res.body);
         ids.push(res.json().id);
       }
       const patched = await app.inject({ method: 'PATCH', url: `/v2/users/${ids[0]}`, headers, payload: { ssn: PLANTED_DIGITS } });
       assert.equal(patched.json().ssn, PLANTED_DIGITS);
-      const scan = () => {
-        for (const name of readdirSync(dir)) {
-          const bytes = readFileSync(join(dir, name));
-          for (const needle of [PLANTED_SSN, PLANTED_DIGITS]) {
-            assert.equal(bytes.includes(Buffer.from(needle)), false, `${needle} found in clear in ${name}`);
-          }
-        }
-      };
+      const scan = () => assert.deepEqual(findInFiles(dir, [PLANTED_SSN, PLANTED_DIGITS]), []);
       scan(); // WAL still holds the writes
       await app.close();
       await db.destroy(); // checkpoints the WAL into the main file
@@ -163,6 +172,63 @@ describe('a planted SSN appears nowhere in the SQLite files in clear (sqlite)', 
       const repo = new UsersRepository(again, new PiiCipher(resolveSecrets(config).piiKeys));
       assert.equal((await repo.findUserById(key.client_id, ids[1] ?? ''))?.ssn, PLANTED_SSN);
       await again.destroy();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('deleted and overwritten users leave no bytes behind in the SQLite files (sqlite)', () => {
+  it(`within ${WAL_SCRUB_DELAY_MS} ms of a DELETE or PATCH, the old values are in neither the database nor its WAL`, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'users-api-erasure-'));
+    try {
+      const { db, app, headers } = await appOnFile(dir);
+      const send = async (method: 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object) => {
+        const res = await app.inject({ method, url, headers, payload });
+        assert.ok(res.statusCode < 300, `${method} ${url}: ${res.statusCode} ${res.body}`);
+        return res.body === '' ? undefined : res.json();
+      };
+      const others = async (n: number) => {
+        for (let i = 0; i < n; i++) await send('POST', '/v2/users', { first_name: `other${i}`, external_metadata: { filler: 'f'.repeat(300) } });
+      };
+      // Values stored in clear (ssn and birth date are encrypted): a deleted user's, and a patched user's old ones.
+      const deleted = { first_name: 'Erasmina', last_name: 'Goneworth', email: 'erasmina.goneworth@example.org', external_id: 'ext-Vanishd-4417' };
+      const overwritten = { first_name: 'Oldnamia', email: 'oldnamia.before@example.org', external_id: 'ext-Formerly-9902' };
+      await others(40);
+      const deletedId = (await send('POST', '/v2/users', deleted)).id as string;
+      const patchedId = (await send('POST', '/v2/users', overwritten)).id as string;
+      await others(40);
+      const needles = [...Object.values(deleted), ...Object.values(overwritten)];
+      // Into the database file too, as an automatic checkpoint would have done: secure_delete must clear it there.
+      embeddedSqliteOf(db)!.connection.pragma('wal_checkpoint(TRUNCATE)');
+      await others(10);
+      assert.deepEqual(
+        findInFiles(dir, needles).filter((found) => found.endsWith(' in users.db')),
+        needles.map((needle) => `${needle} in users.db`),
+        'every planted value is in the database file before',
+      );
+
+      /** Waits for `gone` to leave every file, for up to the scrub's delay and a generous margin. */
+      const waitUntilGone = async (gone: string[], after: string) => {
+        const writtenAt = Date.now();
+        let left = findInFiles(dir, gone);
+        while (left.length > 0 && Date.now() - writtenAt < WAL_SCRUB_DELAY_MS * 5 + 2000) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          left = findInFiles(dir, gone);
+        }
+        assert.deepEqual(left, [], `still in the files ${Date.now() - writtenAt} ms after the ${after}`);
+      };
+      await send('DELETE', `/v2/users/${deletedId}`);
+      await waitUntilGone(Object.values(deleted), 'DELETE');
+      await send('PATCH', `/v2/users/${patchedId}`, { first_name: 'Newnamia', email: 'newnamia.after@example.org', external_id: 'ext-Nowadays-9902' });
+      await waitUntilGone(Object.values(overwritten), 'PATCH');
+      // What is still a user's data is still there, and later writes bring nothing back.
+      assert.notDeepEqual(findInFiles(dir, ['Newnamia', 'other0']), []);
+      await others(40);
+      assert.deepEqual(findInFiles(dir, needles), []);
+      await app.close();
+      await db.destroy();
+      assert.deepEqual(findInFiles(dir, needles), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

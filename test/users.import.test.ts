@@ -6,6 +6,13 @@ import { parsePiiKeys, PiiCipher } from '../src/pii/pii.cipher.js';
 import { UsersRepository } from '../src/users/users.repository.js';
 import { countUsers, createTestApi, STORES, TEST_PII_KEYS, type TestApi } from './helpers/app.js';
 
+/** `bytes` in pieces of `size`: lines, BOMs and UTF-8 sequences split across chunks, as a pipe delivers them. */
+function* chunked(bytes: Buffer, size: number): Generator<Buffer> {
+  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size);
+}
+
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
 for (const store of STORES) {
   describe(`bulk import from NDJSON (${store})`, () => {
     let api: TestApi;
@@ -30,6 +37,7 @@ for (const store of STORES) {
       const repo = new UsersRepository(api.db, new PiiCipher(parsePiiKeys(TEST_PII_KEYS)));
       const result = await importUsers(repo, Readable.from(lines.join('\n')), {
         clientId: api.tenant.client_id,
+        bodyLimit: api.config.bodyLimit,
         batchSize: 10,
         onReject: (line, errors) => rejected.push([line, errors]),
         onProgress: (p) => batches.push(p.imported),
@@ -50,6 +58,81 @@ for (const store of STORES) {
         page.json.results.slice(1).map((u: { external_metadata: { i: number } }) => u.external_metadata.i),
         Array.from({ length: 25 }, (_, i) => i),
       );
+    });
+
+    /** Imports `input`; resolves with the result and each rejected line's number and errors. */
+    async function runImport(input: Readable) {
+      const rejected: Array<[number, unknown]> = [];
+      const repo = new UsersRepository(api.db, new PiiCipher(parsePiiKeys(TEST_PII_KEYS)));
+      const result = await importUsers(repo, input, {
+        clientId: api.tenant.client_id,
+        bodyLimit: api.config.bodyLimit,
+        onReject: (line, errors) => rejected.push([line, errors]),
+      });
+      return { result, rejected };
+    }
+
+    it('reads each line as bytes under the API\'s body rules (BOM, strict UTF-8, size limit): every verdict is POST /v2/users\'s', async () => {
+      const limit = api.config.bodyLimit;
+      const atLimit = Buffer.from(JSON.stringify({ external_id: 'bytes', first_name: 'AtLimit' }));
+      const lines = [
+        Buffer.concat([UTF8_BOM, Buffer.from(JSON.stringify({ external_id: 'bytes', first_name: 'Bom' }))]),
+        Buffer.concat([Buffer.from('{"external_id":"bytes","first_name":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+        // A BOM counts only at the start, as in a body.
+        Buffer.concat([Buffer.from(' '), UTF8_BOM, Buffer.from('{"external_id":"bytes"}')]),
+        Buffer.from(JSON.stringify({ external_id: 'bytes', first_name: 'x'.repeat(limit) })),
+        Buffer.concat([atLimit, Buffer.alloc(limit - atLimit.length, ' ')]),
+        Buffer.from(`${JSON.stringify({ external_id: 'bytes', first_name: 'Crlf' })}\r`),
+        Buffer.from(JSON.stringify({ external_id: 'bytes', first_name: '\u00e9\u{1F600}' })),
+      ];
+      const before = await countUsers(api.db);
+      const { result, rejected } = await runImport(Readable.from(chunked(Buffer.concat(lines.flatMap((line) => [line, Buffer.from('\n')])), 5)));
+      const verdicts = new Map(rejected);
+
+      for (const [i, line] of lines.entries()) {
+        const res = await api.request({ method: 'POST', url: '/v2/users', payload: line, headers: { 'content-type': 'application/json' } });
+        const verdict = verdicts.get(i + 1);
+        if (res.status === 200) assert.equal(verdict, undefined, `line ${i + 1} rejected, the API took it: ${JSON.stringify(verdict)}`);
+        else assert.deepEqual(verdict, res.json, `line ${i + 1}: the API answered ${res.status}`);
+      }
+      assert.deepEqual(
+        rejected.map(([line]) => line),
+        [2, 3, 4],
+      );
+      assert.deepEqual(verdicts.get(2), { detail: 'JSON parse error - Request body is not valid UTF-8.' });
+      assert.deepEqual(verdicts.get(4), { detail: `Request body is too large. The limit is ${limit} bytes.` });
+      assert.deepEqual(result, { read: lines.length, imported: 4, rejected: 3 });
+
+      const page = await api.request({ method: 'GET', url: '/v2/users?external_id=bytes&limit=200' });
+      const imported = page.json.results.slice(0, 4).map((u: { first_name: string }) => u.first_name);
+      assert.deepEqual(imported, ['Bom', 'AtLimit', 'Crlf', '\u00e9\u{1F600}']);
+      // Four imported, then four more through the API (the same accepted lines).
+      assert.equal(await countUsers(api.db), before + 8);
+      assert.equal(JSON.stringify(page.json).includes('\ufffd'), false, 'a replacement character was stored');
+    });
+
+    it('a line far over the limit is rejected without being held in memory, and the lines around it are imported', async () => {
+      const piece = Buffer.alloc(64 * 1024, 'x');
+      const hugeBytes = 128 * 1024 * 1024;
+      const rssBefore = process.memoryUsage.rss();
+      let peak = rssBefore;
+      // The same piece again and again: the input itself allocates nothing, and memory is sampled as it is read.
+      async function* input() {
+        yield Buffer.from(`${JSON.stringify({ external_id: 'huge', first_name: 'Before' })}\n{"external_id":"huge","first_name":"`);
+        for (let sent = 0; sent < hugeBytes; sent += piece.length) {
+          yield piece;
+          peak = Math.max(peak, process.memoryUsage.rss());
+        }
+        yield Buffer.from(`"}\n${JSON.stringify({ external_id: 'huge', first_name: 'After' })}`);
+        peak = Math.max(peak, process.memoryUsage.rss());
+      }
+      const { result, rejected } = await runImport(Readable.from(input()));
+      const grown = Math.max(peak, process.memoryUsage.rss()) - rssBefore;
+      assert.deepEqual(result, { read: 3, imported: 2, rejected: 1 });
+      assert.deepEqual(rejected, [[2, { detail: `Request body is too large. The limit is ${api.config.bodyLimit} bytes.` }]]);
+      const page = await api.request({ method: 'GET', url: '/v2/users?external_id=huge' });
+      assert.deepEqual(page.json.results.map((u: { first_name: string }) => u.first_name), ['Before', 'After']);
+      assert.ok(grown < hugeBytes / 2, `memory grew by ${Math.round(grown / 2 ** 20)} MiB reading a ${hugeBytes / 2 ** 20} MiB line`);
     });
   });
 }

@@ -2,11 +2,12 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type Generated } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type Generated, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
 import { GroupCommit } from './group-commit.js';
+import { WalScrubber } from './wal-scrub.js';
 
 export interface ClientsTable {
   id: string;
@@ -147,6 +148,9 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
+/** How long a write waits for the lock another process (a CLI command) holds on the same file before it fails. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
 function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { kind: 'sqlite' }>): Db {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -160,7 +164,7 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
   sqlite.pragma('foreign_keys = ON');
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
-  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   const embedded = new EmbeddedSqlite(sqlite);
   const database = { close: () => embedded.close(), prepare: (text: string) => embedded.statement(text) };
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
@@ -170,14 +174,17 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
 
 /**
  * The embedded store's one connection: a cache of prepared statements (Kysely prepares every query anew,
- * and the service issues a handful of distinct SQL texts) and group commit for the writes of prepared queries.
+ * and the service issues a handful of distinct SQL texts), group commit for the writes of prepared queries, and
+ * the WAL scrub that follows deletes and updates.
  */
 export class EmbeddedSqlite {
   private readonly statements = new Map<string, SQLite.Statement>();
   readonly writes: GroupCommit;
+  readonly wal: WalScrubber;
 
   constructor(readonly connection: SQLite.Database) {
     this.writes = new GroupCommit(connection);
+    this.wal = new WalScrubber(connection);
   }
 
   statement(text: string): SQLite.Statement {
@@ -189,8 +196,27 @@ export class EmbeddedSqlite {
     return statement;
   }
 
+  /**
+   * Runs `work` (synchronous) without waiting on a lock another process holds: undefined when the store is busy,
+   * or when a transaction of this connection is open (`work` would join it). For background work only.
+   */
+  withoutLockWait<T>(work: () => T): T | undefined {
+    if (this.connection.inTransaction) return undefined;
+    const busyTimeout = this.connection.pragma('busy_timeout', { simple: true }) as number;
+    this.connection.pragma('busy_timeout = 0');
+    try {
+      return work();
+    } catch (error) {
+      if ((error as { code?: string }).code?.startsWith('SQLITE_BUSY')) return undefined;
+      throw error;
+    } finally {
+      this.connection.pragma(`busy_timeout = ${busyTimeout}`);
+    }
+  }
+
   close(): void {
     this.writes.flush();
+    this.wal.flush();
     this.connection.close();
   }
 }
@@ -226,12 +252,71 @@ const pgTypes = {
   },
 };
 
+/** Server errors that mean it cannot serve now: connection exceptions, out of resources, shutting down, statement timeout. */
+const UNAVAILABLE_SQLSTATE = /^(?:08|53|57P0|57014$)/;
+
+const didNotAnswer = (error: unknown) =>
+  new DatabaseUnavailableError(`the database did not answer (${(error as Error).message})`, { cause: error });
+
 /**
- * How much longer than the statement timeout the client waits for an answer. The server cancels a slow
- * statement itself; this ends the wait when the server cannot (it is stalled, or the network drops packets),
- * which would otherwise hold the request, its pooled connection and readiness checks without bound.
+ * The pool Kysely runs on, bounded on the client side. node-postgres keeps a connection whose query timed out waiting
+ * for the late answer, and Kysely would release it into the pool to be handed out again: here any failure that is not
+ * the server's own answer to a statement marks the connection lost, its later queries fail at once (a transaction's
+ * ROLLBACK, say) and its release discards it. Failures that mean the database is not answering become
+ * DatabaseUnavailableError; the server's answers (a constraint, a syntax error) pass through as they are.
  */
-const QUERY_TIMEOUT_MARGIN_MS = 1000;
+function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
+  const { DatabaseError } = loadPg();
+  const asUnavailable = (error: unknown) =>
+    error instanceof DatabaseError && !UNAVAILABLE_SQLSTATE.test(error.code ?? '') ? error : didNotAnswer(error);
+  const guarded = new WeakMap<PgModule.PoolClient, PostgresPoolClient>();
+  const guard = (client: PgModule.PoolClient): PostgresPoolClient => {
+    let lost: DatabaseUnavailableError | undefined;
+    const query = async (text: string, parameters: readonly unknown[]) => {
+      if (lost) throw lost;
+      try {
+        return await client.query(text, parameters as unknown[]);
+      } catch (error) {
+        if (!(error instanceof DatabaseError)) throw (lost = didNotAnswer(error));
+        throw asUnavailable(error);
+      }
+    };
+    return { query, release: (destroy?: boolean) => client.release(lost ?? destroy) } as unknown as PostgresPoolClient;
+  };
+  const open = new Set<PgModule.PoolClient>();
+  pool.on('connect', (client) => open.add(client));
+  pool.on('remove', (client) => open.delete(client));
+  return {
+    async connect() {
+      let client: PgModule.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw asUnavailable(error);
+      }
+      let guardedClient = guarded.get(client);
+      if (guardedClient === undefined) guarded.set(client, (guardedClient = guard(client)));
+      return guardedClient;
+    },
+    async end() {
+      await pool.end();
+      if (open.size === 0) return;
+      // Each connection's goodbye waits for the server's; on a silent network path that never comes, and the socket
+      // would keep the process alive for minutes. After a grace period, what is left is closed without it.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          for (const client of open) client.connection.stream.destroy();
+          resolve();
+        }, closeGraceMs);
+        pool.on('remove', () => {
+          if (open.size > 0) return;
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
+  };
+}
 
 function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db {
   const startup = ['-c TimeZone=UTC'];
@@ -239,17 +324,21 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db
   const pool = new (loadPg().Pool)({
     connectionString: config.url,
     max: config.poolSize,
-    connectionTimeoutMillis: 5000,
+    // Every wait on the server is bounded here, by the client: a silent network path delivers no statement_timeout.
+    connectionTimeoutMillis: config.connectTimeoutMs,
+    query_timeout: config.queryTimeoutMs,
+    // Idle connections to a server that vanished without a word are found and dropped by the OS.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     idleTimeoutMillis: 30_000,
     statement_timeout: config.statementTimeoutMs || undefined,
-    query_timeout: config.statementTimeoutMs ? config.statementTimeoutMs + QUERY_TIMEOUT_MARGIN_MS : undefined,
     options: startup.join(' '),
     types: pgTypes,
     application_name: 'users-api',
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs) }) });
 }
 
 export function openDatabase(config: DatabaseConfig): Db {
@@ -268,7 +357,14 @@ export function describeDatabase(config: DatabaseConfig): string {
   return `PostgreSQL ${url.toString()}${config.schema ? ` (schema ${config.schema})` : ''}`;
 }
 
+/** The database cannot be used, or did not answer (in time, or at all): a request answers 503, a command fails in one line. */
 export class DatabaseUnavailableError extends Error {}
+
+/** Whether `error` means the store did not answer: on PostgreSQL (see boundedPool), or SQLite's lock wait ran out. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof DatabaseUnavailableError || (typeof code === 'string' && code.startsWith('SQLITE_BUSY'));
+}
 
 /** A write refused because a primary key or unique index already holds its key (SQLite or PostgreSQL). */
 export function isUniqueViolation(error: unknown): boolean {

@@ -1,5 +1,6 @@
 // Turns every failure into a DRF-shaped body: typed ApiErrors as they are, framework errors mapped, the rest a bare 500.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from '../db/database.js';
 import { ApiError, errors } from '../errors.js';
 import { PiiCorruptError, PiiKeyMissingError } from '../pii/pii.cipher.js';
 
@@ -33,6 +34,11 @@ export function registerErrorHandling(app: FastifyInstance, bodyLimit: number): 
       // Damaged data at rest: one line naming the record by id (never its content), and a plain 500.
       request.log.error({ record: error.record }, error.message);
       return send(reply, errors.internal());
+    }
+    if (isDatabaseUnavailable(error)) {
+      // The store did not answer in time: the client may retry. The reason is the driver's, never a query or its values.
+      request.log.error({ reason: error.message }, 'the database did not answer');
+      return send(reply, errors.unavailable());
     }
     const apiError = toApiError(error, request, bodyLimit);
     if (apiError.statusCode >= 500) request.log.error({ err: error }, 'request failed');

@@ -1,10 +1,30 @@
 // JSON request bodies: strict UTF-8, and an empty body counts as no body (curl sends a JSON content type without one).
 import type { FastifyInstance } from 'fastify';
-import { errors } from '../errors.js';
+import { errors, type ApiError } from '../errors.js';
 
+// fatal: invalid UTF-8 is refused, not replaced with U+FFFD; ignoreBOM false: one BOM at the start is dropped.
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 /** A charset parameter other than UTF-8's names an encoding JSON bodies here are never read in (RFC 8259 §8.1). */
 const OTHER_CHARSET = /;\s*charset\s*=(?!\s*"?utf-?8"?\s*(?:;|$))/i;
+
+/**
+ * A JSON body's bytes as the API reads them (also each line of a bulk import): strict UTF-8 after an optional BOM,
+ * then JSON. Undefined when it is blank; an ApiError (400 JSON parse error) otherwise.
+ */
+export function parseJsonBody(body: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = decoder.decode(body);
+  } catch {
+    throw errors.jsonParse('Request body is not valid UTF-8.');
+  }
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw errors.jsonParse((error as Error).message);
+  }
+}
 
 export function registerJsonBody(app: FastifyInstance): void {
   // No body at all is an empty object: real clients create users with a bare POST.
@@ -21,21 +41,10 @@ export function registerJsonBody(app: FastifyInstance): void {
         done(errors.unsupportedMediaType(contentType.slice(0, 100)), undefined);
         return;
       }
-      let text: string;
       try {
-        text = decoder.decode(body);
-      } catch {
-        done(errors.jsonParse('Request body is not valid UTF-8.'), undefined);
-        return;
-      }
-      if (text.trim() === '') {
-        done(null, undefined);
-        return;
-      }
-      try {
-        done(null, JSON.parse(text));
+        done(null, parseJsonBody(body));
       } catch (error) {
-        done(errors.jsonParse((error as Error).message), undefined);
+        done(error as ApiError, undefined);
       }
     },
   );

@@ -1,5 +1,5 @@
 // Users' persistence: SQL scoped by client_id (which leads every index), and encryption of personal data at rest.
-import type { Db, UsersTable } from '../db/database.js';
+import { embeddedSqliteOf, type Db, type EmbeddedSqlite, type UsersTable } from '../db/database.js';
 import { PiiCorruptError, type PiiCipher } from '../pii/pii.cipher.js';
 import { prepare, type BoundWrite } from '../db/prepared.js';
 import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
@@ -57,6 +57,8 @@ export class UsersRepository {
   private readonly removeVersion;
   /** Pages of users in id order, filtered by external_id, decrypted. */
   readonly pages: KeysetSource<UserRow>;
+  /** On SQLite: a deleted or overwritten user's old bytes are scrubbed from the WAL soon after (see wal-scrub.ts). */
+  private readonly embedded: EmbeddedSqlite | undefined;
 
   constructor(
     readonly db: Db,
@@ -84,6 +86,7 @@ export class UsersRepository {
       page: async (position, limit) => (await pages.page(position, limit)).map((row) => this.open(row)),
       hasBeyond: (position) => pages.hasBeyond(position),
     };
+    this.embedded = embeddedSqliteOf(db);
   }
 
   /** Associated data of a ciphertext: it decrypts only in its own tenant and user row. */
@@ -181,16 +184,14 @@ export class UsersRepository {
 
   /** Compare-and-set: writes `row` only if the stored version is still `expectedVersion`. */
   async updateUser(row: UserRow, expectedVersion: number): Promise<boolean> {
-    return (await this.update.run({ ...this.seal(row), expectedVersion })) > 0;
+    const updated = (await this.update.run({ ...this.seal(row), expectedVersion })) > 0;
+    if (updated) this.embedded?.wal.soon();
+    return updated;
   }
 
-  /** Deletes the user, only at `expectedVersion` when given. */
-  async deleteUser(clientId: string, id: string, expectedVersion?: number): Promise<boolean> {
-    const changed =
-      expectedVersion === undefined
-        ? await this.remove.run({ clientId, id })
-        : await this.removeVersion.run({ clientId, id, version: expectedVersion });
-    return changed > 0;
+  /** After a committed update or delete: the old bytes leave the SQLite WAL soon (see wal-scrub.ts). */
+  overwritten(): void {
+    this.embedded?.wal.soon();
   }
 
   /**

@@ -250,6 +250,7 @@ export class UsersService {
       checkRow(next, input);
       try {
         await runTogether(this.repo.db, [guarded(this.repo.bindUpdate(next, current.version)), ...(await this.events(next, 'users.updated'))]);
+        this.repo.overwritten();
         return versioned(next);
       } catch (error) {
         if (!(error instanceof WriteConflictError)) throw error;
@@ -269,6 +270,7 @@ export class UsersService {
           guarded(this.repo.bindRemove(clientId, current.id, current.version)),
           ...(await this.events(current, 'users.removed')),
         ]);
+        this.repo.overwritten();
         return;
       } catch (error) {
         if (!(error instanceof WriteConflictError)) throw error;

@@ -2,7 +2,7 @@
 // in the same transaction as the change that caused it.
 import { sql } from 'kysely';
 import { isoMicros, nowMicros, timestampNow } from '../clock.js';
-import { dialectOf, type Db, type WebhookDeliveriesTable, type WebhooksTable } from '../db/database.js';
+import { embeddedSqliteOf, type Db, type WebhookDeliveriesTable, type WebhooksTable } from '../db/database.js';
 import { prepare, type BoundWrite } from '../db/prepared.js';
 import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
@@ -175,8 +175,17 @@ export class WebhooksRepository implements EventWriter {
   async claimDue(limit: number, leaseMs: number): Promise<DeliveryRow[]> {
     const now = timestampNow();
     const until = isoMicros(nowMicros() + leaseMs * 1000);
-    const skipLocked = dialectOf(this.db) === 'postgres' ? sql`for update skip locked` : sql``;
-    const { rows } = await sql<{ seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>>`
+    // A read first: an idle outbox costs one indexed read per poll and never takes the write lock.
+    const due = await this.db
+      .selectFrom('webhook_deliveries')
+      .select('seq')
+      .where('status', '=', 'pending')
+      .where('next_attempt_at', '<=', now)
+      .limit(1)
+      .executeTakeFirst();
+    if (!due) return [];
+    const embedded = embeddedSqliteOf(this.db);
+    const claim = sql<{ seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>>`
       update webhook_deliveries set lease_until = ${until}, attempts = attempts + 1
       where seq in (
         select d.seq from webhook_deliveries d
@@ -186,14 +195,25 @@ export class WebhooksRepository implements EventWriter {
             where e.client_id = d.client_id and e.webhook_id = d.webhook_id and e.user_id = d.user_id
               and e.status = 'pending' and e.seq < d.seq)
         order by d.seq limit ${limit}
-        ${skipLocked})
-      returning *`.execute(this.db);
+        ${embedded ? sql`` : sql`for update skip locked`})
+      returning *`;
+    let rows: Array<{ seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>>;
+    if (embedded) {
+      // Synchronously on the one connection, without waiting for a lock another process holds (a CLI import):
+      // the event loop must not stall on a background task; the next poll tries again.
+      const compiled = claim.compile(this.db);
+      const claimed = embedded.withoutLockWait(() => embedded.connection.prepare(compiled.sql).all(...compiled.parameters));
+      if (claimed === undefined) return [];
+      rows = claimed as typeof rows;
+    } else {
+      rows = (await claim.execute(this.db)).rows;
+    }
     return rows.map(toDeliveryRow).sort((a, b) => a.seq - b.seq);
   }
 
   /** Whether one process alone delivers (the embedded store), so that leases need not outlive it. */
   get singleDeliverer(): boolean {
-    return dialectOf(this.db) === 'sqlite';
+    return embeddedSqliteOf(this.db) !== undefined;
   }
 
   async releaseAllLeases(): Promise<void> {

@@ -129,7 +129,15 @@ export async function openStore(store: Store, { migrate = true } = {}): Promise<
   }
   const schema = `test_${randomBytes(6).toString('hex')}`;
   await adminQuery(`create schema ${schema}`);
-  const database = { kind: 'postgres', url: TEST_DATABASE_URL, schema, poolSize: 10, statementTimeoutMs: 10_000 } as const;
+  const database = {
+    kind: 'postgres',
+    url: TEST_DATABASE_URL,
+    schema,
+    poolSize: 10,
+    statementTimeoutMs: 10_000,
+    queryTimeoutMs: 11_000,
+    connectTimeoutMs: 5000,
+  } as const;
   const db = openDatabase(database);
   if (migrate) await migrateToLatest(db);
   return {

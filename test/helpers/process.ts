@@ -76,13 +76,13 @@ export interface ChildRun {
 }
 
 /** `command` as a tracked child (see cleanUpProcesses) with `env` on top of childEnv, its output collected. */
-export function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string): ChildRun {
-  const child = spawn(command, args, { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function start(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, stdin: 'ignore' | 'pipe' = 'ignore'): ChildRun {
+  const child = spawn(command, args, { cwd, env: childEnv(env), stdio: [stdin, 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = new Promise<Exit>((resolve, reject) => {
     child.on('error', (error) => {
       children.delete(child);
@@ -151,6 +151,11 @@ export async function run(
 /** `users-api ARGS` run to completion in `cwd`. */
 export function cli(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Result> {
   return run(process.execPath, ['--import', TSX, MAIN, ...args], env, { cwd, name: `users-api ${args.join(' ')}` });
+}
+
+/** `users-api ARGS` started with its standard input open (`child.stdin`), for the test to feed and end. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv): ChildRun {
+  return start(`users-api ${args.join(' ')}`, process.execPath, ['--import', TSX, MAIN, ...args], env, ROOT, 'pipe');
 }
 
 /** A failure reported in one `users-api: ...` line, with no stack trace, and a non-zero exit code (not a signal). */
