@@ -31,12 +31,28 @@ export function requestForLog(request: Partial<Pick<FastifyRequest, 'method' | '
   };
 }
 
+/**
+ * How an error appears in a log line: its type, code, message and stack, and its cause the same way. A driver's error
+ * carries more (PostgreSQL's `detail` names the values of a violated key, `where` and `query` the statement): left out.
+ */
+export function errorForLog(error: unknown): Record<string, unknown> | unknown {
+  if (!(error instanceof Error)) return error;
+  const { code } = error as { code?: unknown };
+  return {
+    type: error.constructor.name,
+    message: error.message,
+    ...(code === undefined ? {} : { code }),
+    stack: error.stack,
+    ...(error.cause === undefined ? {} : { cause: errorForLog(error.cause) }),
+  };
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   const options: pino.LoggerOptions = {
     level,
     redact: { paths: REDACTED_PATHS, censor: '[REDACTED]' },
     // Fastify's own `req` serializer logs the URL, query string included; this one replaces it.
-    serializers: { req: requestForLog },
+    serializers: { req: requestForLog, err: errorForLog },
   };
   if (destination) return pino(options, destination);
   if (process.stdout.isTTY) return pino({ ...options, transport: { target: 'pino-pretty' } });

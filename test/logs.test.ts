@@ -222,3 +222,23 @@ describe('request loggers', () => {
     assert.equal(parent.level, 'warn', 'the parent keeps its level');
   });
 });
+
+describe('errors in logs', () => {
+  it("log an error's type, code, message and stack, never a driver's detail with the values of a key", () => {
+    const { lines, sink } = lineSink();
+    const logger = createLogger('info', sink);
+    const error = Object.assign(new Error('duplicate key value violates unique constraint "users_email_key"'), {
+      code: '23505',
+      detail: 'Key (email)=(zebulon.quixwhistle@example.org) already exists.',
+      parameters: ['078-05-1120'],
+    });
+    logger.error({ err: new Error('request failed', { cause: error }) }, 'request failed');
+    const [line] = lines;
+    assert.ok(line);
+    const entry = JSON.parse(line);
+    assert.equal(entry.err.message, 'request failed');
+    assert.equal(entry.err.cause.code, '23505');
+    assert.match(entry.err.cause.message, /users_email_key/);
+    assert.doesNotMatch(line, /zebulon|078-05-1120/);
+  });
+});
