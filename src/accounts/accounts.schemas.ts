@@ -1,5 +1,6 @@
 // The account object (a user's payroll connection) and the bodies of the routes that make and change one.
 import { Type, type Static } from 'typebox';
+import { pageQuerySchema } from '../http/schemas.js';
 
 /** Why a connection failed: the real service's vocabulary, each with the message shown when none is given. */
 export const CONNECTION_ERRORS = {
@@ -90,17 +91,10 @@ export const ReportConnectionBodySchema = Type.Object(
 );
 export type ReportConnectionBody = Static<typeof ReportConnectionBodySchema>;
 
-export const ListAccountsQuerySchema = Type.Partial(
-  Type.Object({
-    limit: Type.Integer({
-      minimum: 1,
-      description: 'Number of accounts returned per page. Default: 10. Maximum: 200 (larger values are treated as 200).',
-    }),
-    user: Type.String({ description: 'Only the accounts of this user (ID). Exact matches only.' }),
-    item: Type.String({ description: 'Only the accounts of this Item. Exact matches only.' }),
-    cursor: Type.String({ description: 'Opaque cursor from the `next` or `previous` URL of a previous page.' }),
-  }),
-);
+export const ListAccountsQuerySchema = pageQuerySchema('accounts', {
+  user: Type.String({ description: 'Only the accounts of this user (ID). Exact matches only.' }),
+  item: Type.String({ description: 'Only the accounts of this Item. Exact matches only.' }),
+});
 
 export const LinkUserSchema = Type.Object(
   {

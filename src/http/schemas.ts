@@ -1,5 +1,5 @@
 // Shared response shapes: the DRF error bodies every route can answer with.
-import { Type } from 'typebox';
+import { Type, type TSchema } from 'typebox';
 
 export const DetailErrorSchema = Type.Object(
   { detail: Type.String() },
@@ -51,6 +51,25 @@ export function linkErrorResponses(...extra: ErrorStatus[]): Record<number, unkn
   };
   for (const status of extra) responses[status] = ERROR_RESPONSES[status];
   return responses;
+}
+
+/**
+ * The query of a paged list: `limit` and `cursor`, and the list's own filters. Every filter and the limit are sealed
+ * in the cursor, so a `next` or `previous` URL carries the cursor alone.
+ */
+export function pageQuerySchema<F extends Record<string, TSchema>>(things: string, filters: F) {
+  return Type.Partial(
+    Type.Object({
+      limit: Type.Integer({
+        minimum: 1,
+        description: `Number of ${things} returned per page. Default: 10. Maximum: 200 (larger values are treated as 200).`,
+      }),
+      ...filters,
+      cursor: Type.String({
+        description: 'Opaque cursor from the `next` or `previous` URL of a previous page; it carries the limit and filters of the walk.',
+      }),
+    }),
+  );
 }
 
 /** The list envelope of every paged list: absolute next/previous links and a page of `ref` objects. */

@@ -1,6 +1,6 @@
 // TypeBox schemas of the Users API: they validate requests, serialize responses and make the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
-import { pageSchema } from '../http/schemas.js';
+import { pageQuerySchema, pageSchema } from '../http/schemas.js';
 import type { StringFormat } from '../http/validation.js';
 import { COUNTRY_CODES, isEmail, isEndUserPhone, isSsn, toE164 } from './users.formats.js';
 
@@ -157,18 +157,8 @@ export const UserIdParamsSchema = Type.Object({
   id: Type.String({ format: 'uuid', description: 'ID of the user object.' }),
 });
 
-export const ListUsersQuerySchema = Type.Partial(
-  Type.Object({
-  limit: Type.Integer({
-    minimum: 1,
-    description: 'Number of user objects returned per page. Default: 10. Maximum: 200 (larger values are treated as 200).',
-  }),
+export const ListUsersQuerySchema = pageQuerySchema('user objects', {
   external_id: Type.String({ description: 'Filter users by `external_id`. Exact matches only.' }),
-  cursor: Type.String({
-    description:
-      'Opaque cursor from the `next` or `previous` URL of a previous page; it carries the limit and filter of the walk.',
-  }),
-  }),
-);
+});
 
 export const ListUsersResponseSchema = pageSchema('User');

@@ -1,5 +1,6 @@
 // Webhook subscriptions and their deliveries, as the API shows them; the events a subscription can name.
 import { Type, type Static } from 'typebox';
+import { pageQuerySchema } from '../http/schemas.js';
 
 export const WEBHOOK_EVENTS = [
   'users.created',
@@ -74,9 +75,4 @@ export const DeliverySchema = Type.Object(
 );
 export type Delivery = Static<typeof DeliverySchema>;
 
-export const ListQuerySchema = Type.Partial(
-  Type.Object({
-    limit: Type.Integer({ minimum: 1, description: 'Per page. Default: 10. Maximum: 200.' }),
-    cursor: Type.String({ description: 'Opaque cursor from a `next` or `previous` URL.' }),
-  }),
-);
+export const ListQuerySchema = pageQuerySchema('objects', {});
