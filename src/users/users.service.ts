@@ -250,7 +250,6 @@ export class UsersService {
       checkRow(next, input);
       try {
         await runTogether(this.repo.db, [guarded(this.repo.bindUpdate(next, current.version)), ...(await this.events(next, 'users.updated'))]);
-        this.repo.overwritten();
         return versioned(next);
       } catch (error) {
         if (!(error instanceof WriteConflictError)) throw error;
@@ -270,7 +269,7 @@ export class UsersService {
           guarded(this.repo.bindRemove(clientId, current.id, current.version)),
           ...(await this.events(current, 'users.removed')),
         ]);
-        this.repo.overwritten();
+        this.repo.erased();
         return;
       } catch (error) {
         if (!(error instanceof WriteConflictError)) throw error;
