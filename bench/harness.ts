@@ -282,7 +282,8 @@ export async function createStore(kind: StoreKind): Promise<Store & { drop: () =
 function serviceEnv(store: Store, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const { NODE_OPTIONS: _options, PORT: _port, HOST: _host, ...inherited } = process.env;
   // The rate limiter stays on (its cost is part of every request) but with a ceiling no run reaches.
-  return { ...inherited, LOG_LEVEL: 'warn', USER_TOKEN_SECRET, PII_KEYS, RATE_LIMIT_MAX: '10000000', ...store.env, ...extra };
+  // WEBHOOK_ALLOW_PRIVATE: the webhook scenario's receiver listens on loopback.
+  return { ...inherited, LOG_LEVEL: 'warn', USER_TOKEN_SECRET, PII_KEYS, RATE_LIMIT_MAX: '10000000', WEBHOOK_ALLOW_PRIVATE: 'true', ...store.env, ...extra };
 }
 
 export interface ApiKey {

@@ -20,6 +20,8 @@
 //   BENCH_SERVER_NODE_ARGS (extra Node.js flags for the server, for experiments)
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { externalIdFor, patchBodies, prng, userBodies } from './data.js';
@@ -302,6 +304,47 @@ async function measureKeyedCreates(server: Server, key: ApiKey, store: StoreKind
   rows.push({ store, users, scenario: name, result: await drive(target, runFile, { warmupFile }), cpuBound: false });
 }
 
+/**
+ * POST /v2/users while the client has an active webhook subscription (users.created, signed, with the resource):
+ * each create also writes its delivery in the same transaction, and the server delivers them in the background to
+ * a receiver in this process, all on the server's CPU. The deliveries are drained before the next scenario.
+ */
+async function measureSubscribedCreates(server: Server, key: ApiKey, store: StoreKind, users: number, dir: string): Promise<void> {
+  const name = `${POST.name} (webhook subscription)`;
+  progress(`${store} ${thousands(users)} users: ${name}`);
+  let received = 0;
+  const receiver = createServer((req, res) => {
+    req.resume().on('end', () => {
+      received++;
+      res.writeHead(204).end();
+    });
+  });
+  receiver.listen(0, '127.0.0.1');
+  await once(receiver, 'listening');
+  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+  const headers = { authorization: authorization(key), 'content-type': 'application/json' };
+  const body = JSON.stringify({ events: ['users.created'], name: 'bench', url, secret: 'bench-webhook-secret-0123456789', config: { include_resource: true } });
+  const created = await call(`${server.url}/v2/webhooks`, { method: 'POST', headers, body });
+  if (created.status !== 201) throw new Error(`webhook subscription: ${created.status} ${created.body}`);
+  const { id } = JSON.parse(created.body) as { id: string };
+  try {
+    const result = await measure(server, key, store, users, dir, { ...POST, name }, { ids: [], externalIds: [] });
+    // Drain: until nothing more arrives for two seconds (at most two minutes).
+    const started = Date.now();
+    for (let last = -1; last !== received && Date.now() - started < 120_000; ) {
+      last = received;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    notes.push(
+      `${store}: webhook subscription: ${thousands(received)} users.created events delivered in all, the last within ` +
+        `${fixed((Date.now() - started) / 1000, 0)} s after the creates stopped (${thousands(Math.round(result.rps))} creates/s while they ran)`,
+    );
+  } finally {
+    await call(`${server.url}/v2/webhooks/${id}`, { method: 'DELETE', headers });
+    receiver.close();
+  }
+}
+
 /** The reads compared across table sizes, at full load and with one connection. */
 async function measureScaleReads(server: Server, key: ApiKey, store: StoreKind, users: number, dir: string, data: { ids: string[]; externalIds: string[] }): Promise<void> {
   for (const scenario of SCALE_READS) await measure(server, key, store, users, dir, scenario, data, 1);
@@ -378,6 +421,7 @@ async function benchStore(kind: StoreKind, dir: string, seed: Seed): Promise<voi
 
     for (const scenario of [PATCH, POST]) measured.set(scenario.name, await measure(server, key, kind, seed.users, dir, scenario, data));
     await measureKeyedCreates(server, key, kind, seed.users, dir, measured.get(POST.name)!.rps);
+    await measureSubscribedCreates(server, key, kind, seed.users, dir);
 
     // DELETE needs a fresh user per request: import enough for the run into another client, so the
     // other scenarios' tables are untouched, and hand each id out once.
