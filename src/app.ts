@@ -23,7 +23,7 @@ import { usersRoutes } from './users/users.routes.js';
 import { USER_FORMATS, UserSchema } from './users/users.schemas.js';
 import { UsersService } from './users/users.service.js';
 import { PiiCipher } from './pii/pii.cipher.js';
-import { deriveKey, type Secrets } from './secrets.js';
+import type { Secrets } from './secrets.js';
 import { UsersRepository } from './users/users.repository.js';
 import { lazyRequestLogger } from './logger.js';
 import cors from '@fastify/cors';
@@ -129,7 +129,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const idempotency = new Idempotency(deps.db, pii);
   // User tokens are signed with the secret exactly as configured, so a client's own service can verify them.
   const tokens = new UserTokens(new TextEncoder().encode(userTokenSecret), config.userTokenIssuer);
-  const cursors = new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor')));
+  const cursors = CursorCodec.forSecret(userTokenSecret);
   const rateLimitStore = await connectRateLimitStore(app, config.limits);
   const outbox = new WebhooksRepository(deps.db, pii);
   const users = new UsersService(new UsersRepository(deps.db, pii), tokens, cursors, outbox);

@@ -7,7 +7,7 @@ import { migrateToLatest } from './db/migrations.js';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
 import { clientExists, createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
 import { newPiiKeyEntry, PiiCipher } from './pii/pii.cipher.js';
-import { deriveKey, resolveSecrets } from './secrets.js';
+import { resolveSecrets } from './secrets.js';
 import { importUsers, type ImportProgress } from './users/users.import.js';
 import { UsersRepository } from './users/users.repository.js';
 import { RotationRefusedError, rotatePii } from './pii/pii.rotate.js';
@@ -198,8 +198,7 @@ async function withWebhooks<T>(run: (service: WebhooksService) => Promise<T>): P
   return withDb(async (db) => {
     const { piiKeys, userTokenSecret } = resolveSecrets(config(), db);
     const cipher = new PiiCipher(piiKeys);
-    const cursors = new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor')));
-    return run(new WebhooksService(new WebhooksRepository(db, cipher), cipher, cursors, config().webhooks.allowPrivate));
+    return run(new WebhooksService(new WebhooksRepository(db, cipher), cipher, CursorCodec.forSecret(userTokenSecret), config().webhooks.allowPrivate));
   });
 }
 

@@ -120,8 +120,10 @@ export class AccountsRepository {
 
   /** The writes of a change to one of a user's accounts: lock the user, `change`, recompute the user's arrays. */
   withUserArrays(clientId: string, userId: string, change: BoundWrite): BoundWrite[] {
-    const text = RECOMPUTE[dialectOf(this.db)];
-    const parameters = dialectOf(this.db) === 'sqlite' ? [clientId, userId, clientId, userId, clientId, userId] : [clientId, userId];
+    const dialect = dialectOf(this.db);
+    // SQLite binds each `?` once; PostgreSQL names $1 and $2 again.
+    const parameters = dialect === 'sqlite' ? [clientId, userId, clientId, userId, clientId, userId] : [clientId, userId];
+    const text = RECOMPUTE[dialect];
     return [this.lockUser.bind({ clientId, id: userId, now: timestampNow() }), change, rawWrite(this.db, text, parameters)];
   }
 

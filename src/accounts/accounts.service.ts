@@ -145,53 +145,50 @@ export class AccountsService {
    * has, that account (a failed one starts a new attempt). One account per (user, item).
    */
   async planAttempt(clientId: string, userId: string, body: CreateAccountBody): Promise<Planned<Attempt>> {
-    for (let attempt = 0; attempt < UPDATE_ATTEMPTS; attempt++) {
-      const existing = await this.repo.findByItem(clientId, userId, body.item);
-      if (!existing) {
-        // The id and the creation time from one reading of the clock, as for users.
-        const { id, createdAt: now } = newId();
-        const row: AccountsTable = {
-          client_id: clientId,
-          id,
-          user_id: userId,
-          item: body.item,
-          source: body.source ?? body.item,
-          employers: JSON.stringify(body.employers ?? []),
-          created_at: now,
-          updated_at: now,
-          scanned_at: null,
-          status: 'connecting',
-          error_code: null,
-          error_message: null,
-          connection_updated_at: now,
-          connected_at: null,
-          version: 1,
-        };
-        return {
-          value: { status: 201, account: accountRowToAccount(row) },
-          writes: [this.repo.bindInsert(row), ...(await this.events(row, 'accounts.added'))],
-        };
-      }
-      if (existing.status !== 'error') return { value: { status: 200, account: accountRowToAccount(existing) }, writes: [] };
-      // A failed account starts over: nothing the user shows changes (only connected accounts count).
-      const now = timestampNow();
-      const retried: AccountsTable = {
-        ...existing,
-        ...(body.employers === undefined ? {} : { employers: JSON.stringify(body.employers) }),
+    const existing = await this.repo.findByItem(clientId, userId, body.item);
+    if (!existing) {
+      // The id and the creation time from one reading of the clock, as for users.
+      const { id, createdAt: now } = newId();
+      const row: AccountsTable = {
+        client_id: clientId,
+        id,
+        user_id: userId,
+        item: body.item,
+        source: body.source ?? body.item,
+        employers: JSON.stringify(body.employers ?? []),
+        created_at: now,
         updated_at: now,
+        scanned_at: null,
         status: 'connecting',
         error_code: null,
         error_message: null,
         connection_updated_at: now,
-        version: existing.version + 1,
+        connected_at: null,
+        version: 1,
       };
-      // Guarded: a concurrent change to the account undoes this plan (WriteConflictError), and the caller plans again.
       return {
-        value: { status: 200, account: accountRowToAccount(retried) },
-        writes: [guarded(this.repo.bindUpdate(retried, existing.version)), ...(await this.events(retried, 'accounts.updated'))],
+        value: { status: 201, account: accountRowToAccount(row) },
+        writes: [this.repo.bindInsert(row), ...(await this.events(row, 'accounts.added'))],
       };
     }
-    throw errors.unavailable();
+    if (existing.status !== 'error') return { value: { status: 200, account: accountRowToAccount(existing) }, writes: [] };
+    // A failed account starts over: nothing the user shows changes (only connected accounts count).
+    const now = timestampNow();
+    const retried: AccountsTable = {
+      ...existing,
+      ...(body.employers === undefined ? {} : { employers: JSON.stringify(body.employers) }),
+      updated_at: now,
+      status: 'connecting',
+      error_code: null,
+      error_message: null,
+      connection_updated_at: now,
+      version: existing.version + 1,
+    };
+    // Guarded: a concurrent change to the account undoes this plan (WriteConflictError), and the caller plans again.
+    return {
+      value: { status: 200, account: accountRowToAccount(retried) },
+      writes: [guarded(this.repo.bindUpdate(retried, existing.version)), ...(await this.events(retried, 'accounts.updated'))],
+    };
   }
 
   /** A planned attempt lost a race (another first attempt for the item, or a change to its account): plan again. */

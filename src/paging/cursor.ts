@@ -2,6 +2,7 @@
 // and one list (a users cursor is not an accounts cursor).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { errors } from '../errors.js';
+import { deriveKey } from '../secrets.js';
 
 export interface CursorState {
   /** 'next' reads ids after `key` ascending, 'previous' reads ids before `key`. */
@@ -33,6 +34,11 @@ const CIPHER = 'aes-256-gcm';
 export class CursorCodec {
   constructor(private readonly key: Buffer) {
     if (key.length !== 32) throw new Error('a cursor key is 32 bytes');
+  }
+
+  /** The codec of a deployment: its key derived from USER_TOKEN_SECRET for cursors alone. */
+  static forSecret(userTokenSecret: string): CursorCodec {
+    return new CursorCodec(Buffer.from(deriveKey(userTokenSecret, 'cursor')));
   }
 
   /** `list` names the collection walked (e.g. "users"): a cursor decodes only for the same client and list. */

@@ -53,7 +53,6 @@ export class UsersRepository {
   private readonly existsById;
   private readonly insert;
   private readonly update;
-  private readonly remove;
   private readonly removeVersion;
   /** Pages of users in id order, filtered by external_id, decrypted. */
   readonly pages: KeysetSource<UserRow>;
@@ -78,9 +77,9 @@ export class UsersRepository {
         .where('id', '=', p.id)
         .where('version', '=', p.expectedVersion),
     );
-    const removal = (p: Key) => db.deleteFrom('users').where('client_id', '=', p.clientId).where('id', '=', p.id);
-    this.remove = prepare(db, removal);
-    this.removeVersion = prepare(db, (p: Key & { version: number }) => removal(p).where('version', '=', p.version));
+    this.removeVersion = prepare(db, (p: Key & { version: number }) =>
+      db.deleteFrom('users').where('client_id', '=', p.clientId).where('id', '=', p.id).where('version', '=', p.version),
+    );
     const pages = new KeysetQueries(db, 'users', { external_id: 'external_id' });
     this.pages = {
       page: async (position, limit) => (await pages.page(position, limit)).map((row) => this.open(row)),

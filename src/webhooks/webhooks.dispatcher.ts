@@ -3,24 +3,15 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { FastifyBaseLogger } from 'fastify';
+import type { WebhookSettings } from '../config.js';
 import { isoMicros, nowMicros } from '../clock.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { guardedLookup } from './webhooks.address.js';
 import { WebhooksRepository, type DeliveryRow } from './webhooks.repository.js';
 import { signatureHeaders } from './webhooks.signing.js';
 
-export interface DeliveryOptions {
-  /** A receiver must answer 2xx within this. */
-  timeoutMs: number;
-  maxAttempts: number;
-  /** The first retry's delay; each next one is three times longer (±20% jitter). */
-  retryBaseMs: number;
-  pollMs: number;
-  allowPrivate: boolean;
-  /** Deliveries in flight per instance, and per subscription. */
-  concurrency: number;
-  perSubscription: number;
-}
+/** The WEBHOOK_* settings the dispatcher works by (src/config.ts). */
+export type DeliveryOptions = Omit<WebhookSettings, 'deliver'>;
 
 /** Bytes of a receiver's answer read before the connection is dropped. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
@@ -85,9 +76,11 @@ export class WebhookDispatcher {
       // One slow receiver holds at most perSubscription sockets; the others go on meanwhile.
       await Promise.all(
         [...bySubscription.values()].map(async (queue) => {
+          const target = await this.target(queue[0]!);
+          if (!target) return; // deleted meanwhile: its deliveries went with it
           const lanes = Array.from({ length: Math.min(perSubscription, queue.length) }, async () => {
             for (let row = queue.shift(); row; row = queue.shift()) {
-              await this.deliver(row).catch((error: unknown) => this.log.error({ err: error, delivery: row?.id }, 'webhook delivery failed'));
+              await this.deliver(row, target).catch((error: unknown) => this.log.error({ err: error, delivery: row?.id }, 'webhook delivery failed'));
             }
           });
           await Promise.all(lanes);
@@ -100,12 +93,18 @@ export class WebhookDispatcher {
     this.schedule(claimed >= this.options.concurrency ? 0 : this.options.pollMs);
   }
 
-  private async deliver(row: DeliveryRow): Promise<void> {
-    const subscription = await this.repo.subscription(row.client_id, row.webhook_id);
-    if (!subscription) return; // deleted meanwhile: its deliveries went with it
+  /** Where a subscription's deliveries go, and the secret that signs them: read once per round. */
+  private async target(row: DeliveryRow): Promise<{ url: string; secret: string | null } | undefined> {
+    const subscription = await this.repo.findSubscription(row.client_id, row.webhook_id);
+    if (!subscription) return undefined;
+    const secret =
+      subscription.secret === null ? null : this.cipher.decrypt(subscription.secret, WebhooksRepository.secretContext(row.client_id, row.webhook_id));
+    return { url: subscription.url, secret };
+  }
+
+  private async deliver(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<void> {
     const body = this.cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
-    const secret = subscription.secret === null ? null : this.cipher.decrypt(subscription.secret, WebhooksRepository.secretContext(row.client_id, row.webhook_id));
-    const outcome = await this.post(subscription.url, row.id, body, secret);
+    const outcome = await this.post(target.url, row.id, body, target.secret);
     const delivered = outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300;
     const exhausted = row.attempts >= this.options.maxAttempts;
     await this.repo.settle(row, {

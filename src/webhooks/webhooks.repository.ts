@@ -244,15 +244,6 @@ export class WebhooksRepository implements EventWriter {
     // Prepared: on SQLite the outcomes of a round share one group commit (one fsync), not one transaction each.
     await this.settleQuery.run({ ...outcome, seq: row.seq, lease: row.lease_until ?? '', now: timestampNow() });
   }
-
-  subscription(clientId: string, id: string) {
-    return this.db
-      .selectFrom('webhooks')
-      .select(['url', 'secret'])
-      .where('client_id', '=', clientId)
-      .where('id', '=', id)
-      .executeTakeFirst();
-  }
 }
 
 /** PostgreSQL returns bigserial as text. */
