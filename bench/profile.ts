@@ -4,9 +4,14 @@
 //   node --import tsx bench/profile.ts some.cpuprofile      # only summarise an existing profile
 //
 // The server runs as `node --cpu-prof dist/main.js serve`, pinned like in `npm run bench`; only the samples
-// taken while the load ran are counted. BENCH_PROFILE_SCENARIO picks another scenario (get|post|list200).
+// taken while the load ran are counted. BENCH_PROFILE_SCENARIO picks another scenario (get|post|post-webhook|list200):
+// post-webhook creates while a subscription to users.created (signed, with the resource) points at a receiver in
+// this process; WEBHOOK_DELIVERY=false in the environment profiles the outbox writes without the delivery.
 // BENCH_PROFILE_KEEP=dir keeps the .cpuprofile there (open it in Chrome DevTools or speedscope).
+import { once } from 'node:events';
 import { copyFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { userBodies } from './data.js';
 import {
@@ -112,6 +117,17 @@ export function summarise(profile: CpuProfile, window?: { fromUs: number; toUs: 
   ].join('\n');
 }
 
+/** A subscription to users.created at a receiver in this process that answers 204 (closed with the process). */
+async function subscribe(url: string, auth: string): Promise<void> {
+  const receiver = createServer((req, res) => req.resume().on('end', () => res.writeHead(204).end()));
+  receiver.listen(0, '127.0.0.1').unref();
+  await once(receiver, 'listening');
+  const hooks = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+  const body = JSON.stringify({ events: ['users.created'], name: 'profile', url: hooks, secret: 'profile-webhook-secret-0123456789', config: { include_resource: true } });
+  const created = await call(`${url}/v2/webhooks`, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body });
+  if (created.status !== 201) throw new Error(`webhook subscription: ${created.status} ${created.body}`);
+}
+
 async function profileService(): Promise<void> {
   const scenario = process.env.BENCH_PROFILE_SCENARIO ?? 'get';
   await build();
@@ -131,9 +147,10 @@ async function profileService(): Promise<void> {
       results: Array<{ id: string }>;
     };
     const ids = page.results.map((u) => u.id);
+    if (scenario === 'post-webhook') await subscribe(server.url, authorization(key));
     const post = userBodies(9, 1000);
     const requests: Request[] =
-      scenario === 'post'
+      scenario === 'post' || scenario === 'post-webhook'
         ? Array.from({ length: 5000 }, () => ({ method: 'POST', path: '/v2/users', body: post() }))
         : scenario === 'list200'
           ? [{ method: 'GET', path: '/v2/users?limit=200' }]

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
@@ -192,6 +194,92 @@ for (const store of STORES) {
       }
       const rows = await api.db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', sub.json.id).execute();
       assert.deepEqual(rows, []);
+    });
+  });
+
+  describe(`delivery connections (${store})`, () => {
+    let api: TestApi;
+    before(async () => {
+      api = await createTestApi(store, { ...WEBHOOK_ENV, WEBHOOK_TIMEOUT_MS: '400', WEBHOOK_MAX_ATTEMPTS: '1' });
+    });
+    after(() => api.close());
+
+    /** A receiver that counts its connections; `respond` answers each request. */
+    async function countingReceiver(respond: (res: import('node:http').ServerResponse) => void, keepAliveTimeoutMs = 5000) {
+      let connections = 0;
+      let requests = 0;
+      const server = createServer((req, res) => {
+        req.resume().on('end', () => {
+          requests++;
+          respond(res);
+        });
+      });
+      server.keepAliveTimeout = keepAliveTimeoutMs;
+      server.on('connection', () => connections++);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+        counts: () => ({ connections, requests }),
+        close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+      };
+    }
+
+    const subscribe = async (url: string) => (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'conn', url } })).json.id as string;
+    const deliveries = async (id: string) => (await api.request({ method: 'GET', url: `/v2/webhooks/${id}/deliveries?limit=50` })).json.results as Json[];
+
+    it('deliveries one after another share a kept-alive connection', async () => {
+      const receiver = await countingReceiver((res) => res.writeHead(204).end());
+      try {
+        const id = await subscribe(receiver.url);
+        for (let i = 0; i < 5; i++) {
+          await api.request({ method: 'POST', url: '/v2/users', payload: {} });
+          await eventually(() => receiver.counts().requests > i, () => JSON.stringify(receiver.counts()));
+        }
+        assert.equal(receiver.counts().connections, 1, JSON.stringify(receiver.counts()));
+        await eventually(async () => (await deliveries(id)).every((d) => d.status === 'delivered'), () => 'not settled');
+      } finally {
+        await receiver.close();
+      }
+    });
+
+    it('a kept-alive connection the receiver drops as the next event goes out: sent again afresh, same attempt', async () => {
+      // Each connection serves one request; a second one on it is cut off unanswered, as when a receiver closes an
+      // idle connection just as a request is sent on it.
+      const served = new WeakSet<object>();
+      const receiver = await countingReceiver((res) => {
+        if (served.has(res.socket!)) return void res.socket!.destroy();
+        served.add(res.socket!);
+        res.writeHead(204).end();
+      });
+      try {
+        const id = await subscribe(receiver.url);
+        for (let i = 0; i < 4; i++) {
+          await api.request({ method: 'POST', url: '/v2/users', payload: {} });
+          await eventually(async () => (await deliveries(id)).length > i && (await deliveries(id)).every((d) => d.status !== 'pending'), () => 'not settled');
+        }
+        assert.deepEqual((await deliveries(id)).map((d) => [d.status, d.attempts]), Array(4).fill(['delivered', 1]));
+        assert.equal(receiver.counts().connections, 4, JSON.stringify(receiver.counts()));
+      } finally {
+        await receiver.close();
+      }
+    });
+
+    it('an answer that trickles in past WEBHOOK_TIMEOUT_MS is no answer: the attempt fails', async () => {
+      const receiver = await countingReceiver((res) => {
+        res.writeHead(200);
+        const drip = setInterval(() => res.write('.'), 100); // never ends within the timeout
+        res.on('close', () => clearInterval(drip));
+      });
+      try {
+        const id = await subscribe(receiver.url);
+        await api.request({ method: 'POST', url: '/v2/users', payload: {} });
+        await eventually(async () => (await deliveries(id))[0]?.status === 'failed', () => 'not settled', 5000);
+        const [failed] = await deliveries(id);
+        assert.equal(failed!.last_error, 'no answer within 400 ms');
+        assert.equal(failed!.last_response_code, null);
+      } finally {
+        await receiver.close();
+      }
     });
   });
 

@@ -177,6 +177,18 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('webhook_deliveries_list_idx').on('webhook_deliveries').columns(['client_id', 'webhook_id', 'id']).execute();
     },
   },
+  '0005_webhook_pending_indexes': {
+    // The outbox's working indexes hold the pending deliveries only: a delivered or failed row leaves them, so a
+    // claim walks the due rows in due order and stops at its limit, however many have been delivered before.
+    // The queries that use them spell `status = 'pending'` as a literal: neither store uses a partial index for a
+    // bound parameter.
+    async up(db: Kysely<unknown>) {
+      await db.schema.dropIndex('webhook_deliveries_due_idx').execute();
+      await db.schema.dropIndex('webhook_deliveries_order_idx').execute();
+      await sql`create index webhook_deliveries_pending_due_idx on webhook_deliveries (next_attempt_at) where status = 'pending'`.execute(db);
+      await sql`create index webhook_deliveries_pending_order_idx on webhook_deliveries (client_id, webhook_id, user_id, seq) where status = 'pending'`.execute(db);
+    },
+  },
 };
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {

@@ -1,7 +1,7 @@
 // Delivers the outbox: claims due deliveries, POSTs them signed, and settles each as delivered, due again
 // (exponential backoff with jitter) or failed. Runs beside the API in every instance; never on a request's path.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebhookSettings } from '../config.js';
 import { isoMicros, nowMicros } from '../clock.js';
@@ -16,6 +16,12 @@ export type DeliveryOptions = Omit<WebhookSettings, 'deliver'>;
 /** Bytes of a receiver's answer read before the connection is dropped. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
+/**
+ * Idle keep-alive connections to receivers are closed after this: below the 5 s that Node.js and most servers keep
+ * an idle connection open, so that a request seldom meets a connection the receiver is closing.
+ */
+const IDLE_SOCKET_MS = 4000;
+
 /** The delay before attempt `attempts + 1`: base · 3^(attempts-1), jittered. */
 export function retryDelayMs(attempts: number, baseMs: number, random = Math.random): number {
   return Math.round(baseMs * 3 ** Math.max(0, attempts - 1) * (0.8 + 0.4 * random()));
@@ -24,19 +30,29 @@ export function retryDelayMs(attempts: number, baseMs: number, random = Math.ran
 interface Outcome {
   statusCode: number | null;
   error: string | null;
+  /** The request failed on a reused keep-alive connection before any answer (the receiver had closed it). */
+  staleConnection?: boolean;
 }
 
 export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /**
+   * Connections to receivers are kept open between deliveries (a TLS handshake per event would cost more than the
+   * event). The address guard runs whenever a connection is opened.
+   */
+  private readonly agents;
 
   constructor(
     private readonly repo: WebhooksRepository,
     private readonly cipher: PiiCipher,
     private readonly options: DeliveryOptions,
     private readonly log: FastifyBaseLogger,
-  ) {}
+  ) {
+    const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_MS, maxSockets: options.concurrency, maxFreeSockets: options.concurrency };
+    this.agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
+  }
 
   /** On the embedded store this process is the only deliverer: leases left by an earlier (crashed) run are void. */
   async start(): Promise<void> {
@@ -50,6 +66,8 @@ export class WebhookDispatcher {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.running;
+    this.agents.http.destroy();
+    this.agents.https.destroy();
   }
 
   private schedule(delayMs: number): void {
@@ -104,7 +122,9 @@ export class WebhookDispatcher {
 
   private async deliver(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<void> {
     const body = this.cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
-    const outcome = await this.post(target.url, row.id, body, target.secret);
+    let outcome = await this.post(target.url, row.id, body, target.secret);
+    // A kept-alive connection the receiver closed meanwhile: the request never reached it; once more, afresh.
+    if (outcome.staleConnection) outcome = await this.post(target.url, row.id, body, target.secret);
     const delivered = outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300;
     const exhausted = row.attempts >= this.options.maxAttempts;
     await this.repo.settle(row, {
@@ -137,32 +157,40 @@ export class WebhookDispatcher {
           ? { 'webhook-id': id, 'webhook-timestamp': String(Math.floor(Date.now() / 1000)) }
           : signatureHeaders(secret, id, Math.floor(Date.now() / 1000), body)),
       };
-      const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+      const https = target.protocol === 'https:';
+      const send = https ? httpsRequest : httpRequest;
       const req = send(target, {
         method: 'POST',
+        agent: https ? this.agents.https : this.agents.http,
         headers,
-        timeout: this.options.timeoutMs,
         lookup: guardedLookup(this.options.allowPrivate),
-        signal: AbortSignal.timeout(this.options.timeoutMs),
       });
       let settled = false;
-      const finish = (outcome: Outcome) => {
+      let answered = false;
+      /** `reuse`: the answer was read to its end, so the connection may serve the next delivery. */
+      const finish = (outcome: Outcome, reuse = false) => {
         if (settled) return;
         settled = true;
+        clearTimeout(deadline);
         resolve(outcome);
-        req.destroy();
+        if (!reuse) req.destroy();
       };
+      // The whole exchange, not just each silence, must end within the timeout.
+      const deadline = setTimeout(() => finish({ statusCode: null, error: `no answer within ${this.options.timeoutMs} ms` }), this.options.timeoutMs);
       req.on('response', (res: IncomingMessage) => {
+        answered = true;
         let received = 0;
         res.on('data', (chunk: Buffer) => {
           received += chunk.length;
           if (received > MAX_RESPONSE_BYTES) finish({ statusCode: res.statusCode ?? null, error: null });
         });
-        res.on('end', () => finish({ statusCode: res.statusCode ?? null, error: null }));
+        res.on('end', () => finish({ statusCode: res.statusCode ?? null, error: null }, true));
         res.on('error', () => finish({ statusCode: res.statusCode ?? null, error: null }));
       });
-      req.on('timeout', () => finish({ statusCode: null, error: `no answer within ${this.options.timeoutMs} ms` }));
-      req.on('error', (error: Error & { code?: string }) => finish({ statusCode: null, error: error.code ?? error.message }));
+      req.on('error', (error: Error & { code?: string }) => {
+        const stale = req.reusedSocket && !answered && (error.code === 'ECONNRESET' || error.code === 'EPIPE');
+        finish({ statusCode: null, error: error.code ?? error.message, ...(stale ? { staleConnection: true } : {}) });
+      });
       req.end(body);
     });
   }

@@ -1,6 +1,6 @@
 // Subscriptions and deliveries in the store, and the outbox: the delivery rows of an event, bound to be written
 // in the same transaction as the change that caused it.
-import { sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import { isoMicros, nowMicros, timestampNow } from '../clock.js';
 import { embeddedSqliteOf, type Db, type WebhookDeliveriesTable, type WebhooksTable } from '../db/database.js';
 import { prepare, type BoundWrite } from '../db/prepared.js';
@@ -194,40 +194,17 @@ export class WebhooksRepository implements EventWriter {
   async claimDue(limit: number, leaseMs: number): Promise<DeliveryRow[]> {
     const now = timestampNow();
     const until = isoMicros(nowMicros() + leaseMs * 1000);
-    // A read first: an idle outbox costs one indexed read per poll and never takes the write lock.
-    const due = await this.db
-      .selectFrom('webhook_deliveries')
-      .select('seq')
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', now)
-      .limit(1)
-      .executeTakeFirst();
-    if (!due) return [];
     const embedded = embeddedSqliteOf(this.db);
-    const claim = sql<{ seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>>`
-      update webhook_deliveries set lease_until = ${until}, attempts = attempts + 1
-      where seq in (
-        select d.seq from webhook_deliveries d
-        where d.status = 'pending' and d.next_attempt_at <= ${now} and (d.lease_until is null or d.lease_until < ${now})
-          and not exists (
-            select 1 from webhook_deliveries e
-            where e.client_id = d.client_id and e.webhook_id = d.webhook_id and e.user_id = d.user_id
-              and e.status = 'pending' and e.seq < d.seq)
-        order by d.seq limit ${limit}
-        ${embedded ? sql`` : sql`for update skip locked`})
-      returning *`;
-    let rows: Array<{ seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>>;
     if (embedded) {
       // Synchronously on the one connection, without waiting for a lock another process holds (a CLI import):
-      // the event loop must not stall on a background task; the next poll tries again.
-      const compiled = claim.compile(this.db);
-      const claimed = embedded.withoutLockWait(() => embedded.connection.prepare(compiled.sql).all(...compiled.parameters));
-      if (claimed === undefined) return [];
-      rows = claimed as typeof rows;
-    } else {
-      rows = (await claim.execute(this.db)).rows;
+      // the event loop must not stall on a background task; the next poll tries again. A read first: an idle
+      // outbox costs one indexed read per poll and never takes the write lock.
+      if (embedded.statement(DUE_SQL).get(now) === undefined) return [];
+      const claimed = embedded.withoutLockWait(() => embedded.statement(CLAIM_SQLITE).all(until, now, now, limit));
+      return claimed === undefined ? [] : sorted(claimed as ClaimedRow[]);
     }
-    return rows.map(toDeliveryRow).sort((a, b) => a.seq - b.seq);
+    if ((await this.db.executeQuery(CompiledQuery.raw(DUE_SQL.replace('?', '$1'), [now]))).rows.length === 0) return [];
+    return sorted((await this.db.executeQuery<ClaimedRow>(CompiledQuery.raw(CLAIM_POSTGRES, [until, now, now, limit]))).rows);
   }
 
   /** Whether one process alone delivers (the embedded store), so that leases need not outlive it. */
@@ -236,7 +213,7 @@ export class WebhooksRepository implements EventWriter {
   }
 
   async releaseAllLeases(): Promise<void> {
-    await this.db.updateTable('webhook_deliveries').set({ lease_until: null }).where('lease_until', 'is not', null).execute();
+    await this.db.executeQuery(CompiledQuery.raw("update webhook_deliveries set lease_until = null where status = 'pending' and lease_until is not null"));
   }
 
   /** Records an attempt's outcome, if this claimer still holds the lease. */
@@ -245,6 +222,34 @@ export class WebhooksRepository implements EventWriter {
     await this.settleQuery.run({ ...outcome, seq: row.seq, lease: row.lease_until ?? '', now: timestampNow() });
   }
 }
+
+type ClaimedRow = { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>;
+
+const sorted = (rows: ClaimedRow[]) => rows.map(toDeliveryRow).sort((a, b) => a.seq - b.seq);
+
+// The outbox queries, in SQL of their own: `status = 'pending'` is spelled as a literal so that both stores use the
+// partial indexes of migration 0005 (neither does for a bound parameter).
+
+/** Whether anything may be due (in flight rows count too: the claim then finds nothing). */
+const DUE_SQL = "select seq from webhook_deliveries where status = 'pending' and next_attempt_at <= ? limit 1";
+
+/**
+ * Claims the due deliveries in due order, each the oldest pending one of its (subscription, user), for a lease:
+ * counted as an attempt, invisible to other claimers until the lease ends (parameters: lease end, now, now, limit).
+ */
+const claimSql = (lockClause: string, p: (n: number) => string) => `
+  update webhook_deliveries set lease_until = ${p(1)}, attempts = attempts + 1
+  where seq in (
+    select d.seq from webhook_deliveries d
+    where d.status = 'pending' and d.next_attempt_at <= ${p(2)} and (d.lease_until is null or d.lease_until < ${p(3)})
+      and not exists (
+        select 1 from webhook_deliveries e
+        where e.status = 'pending' and e.client_id = d.client_id and e.webhook_id = d.webhook_id
+          and e.user_id = d.user_id and e.seq < d.seq)
+    order by d.next_attempt_at limit ${p(4)}${lockClause})
+  returning *`;
+const CLAIM_SQLITE = claimSql('', () => '?');
+const CLAIM_POSTGRES = claimSql(' for update skip locked', (n) => `$${n}`);
 
 /** PostgreSQL returns bigserial as text. */
 function toDeliveryRow(row: { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>): DeliveryRow {
