@@ -175,6 +175,35 @@ for (const store of STORES) {
       }
     });
 
+    it('events go to the subscriptions that exist when the change commits: none after a delete, all after a create', async () => {
+      const first = await startReceiver();
+      const second = await startReceiver();
+      try {
+        const subscribe = async (url: string) => (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'swap', url } })).json.id as string;
+        const createUser = async () => {
+          const res = await api.request({ method: 'POST', url: '/v2/users', payload: {} });
+          assert.equal(res.status, 200, res.body);
+          return res.json.id as string;
+        };
+        const a = await subscribe(first.url);
+        const one = await createUser();
+        assert.equal((await api.request({ method: 'DELETE', url: `/v2/webhooks/${a}` })).status, 204);
+        const two = await createUser();
+        await subscribe(second.url);
+        const three = await createUser();
+        await eventually(() => second.received.length >= 1, () => 'nothing at the second receiver');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const users = (r: Receiver) => r.received.map((m) => (JSON.parse(m.body) as Json).data.user);
+        // The first may or may not have received `one` before its subscription (and its deliveries) went away.
+        assert.equal(users(first).every((u) => u === one), true, JSON.stringify(users(first)));
+        assert.deepEqual(users(second), [three]);
+        assert.notEqual(two, three);
+      } finally {
+        await first.close();
+        await second.close();
+      }
+    });
+
     it('a change that rolls back yields no event', async () => {
       const sub = await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'rollback', url: receiver.url } });
       const [install, uninstall] =

@@ -35,8 +35,18 @@ const sum = (changes: number[]) => changes.reduce((a, b) => a + b, 0);
  */
 export class GroupCommit {
   private pending: Write[] = [];
+  /** Transaction control, prepared once: exec() would parse its SQL on every group and every unit. */
+  private readonly control;
 
-  constructor(private readonly connection: SQLite.Database) {}
+  constructor(private readonly connection: SQLite.Database) {
+    const statement = (text: string) => connection.prepare(text);
+    this.control = {
+      begin: statement('BEGIN IMMEDIATE'),
+      commit: statement('COMMIT'),
+      savepoint: statement('SAVEPOINT batch'),
+      release: statement('RELEASE batch'),
+    };
+  }
 
   /** Runs a write statement in the next group; resolves with the number of rows it changed. */
   async run(statement: SQLite.Statement, parameters: readonly unknown[]): Promise<number> {
@@ -69,7 +79,7 @@ export class GroupCommit {
     const changes: number[][] = [];
     const failures = new Map<Write, unknown>();
     try {
-      this.connection.exec('BEGIN IMMEDIATE');
+      this.control.begin.run();
       for (const write of group) {
         try {
           changes.push(this.execute(write));
@@ -80,7 +90,7 @@ export class GroupCommit {
           changes.push([]);
         }
       }
-      this.connection.exec('COMMIT');
+      this.control.commit.run();
     } catch (error) {
       if (this.connection.inTransaction) this.connection.exec('ROLLBACK');
       for (const write of group) write.reject(error);
@@ -92,14 +102,14 @@ export class GroupCommit {
   /** One write inside the group's transaction: a failing statement undoes itself, a failing batch its savepoint. */
   private execute({ steps }: Write): number[] {
     if (steps.length === 1 && steps[0]!.expectRows === undefined) return [steps[0]!.statement.run(...steps[0]!.parameters).changes];
-    this.connection.exec('SAVEPOINT batch');
+    this.control.savepoint.run();
     try {
       const changes = steps.map(({ statement, parameters, expectRows }) => {
         const changed = statement.run(...parameters).changes;
         if (expectRows !== undefined && changed !== expectRows) throw new WriteConflictError();
         return changed;
       });
-      this.connection.exec('RELEASE batch');
+      this.control.release.run();
       return changes;
     } catch (error) {
       if (this.connection.inTransaction) {

@@ -40,6 +40,14 @@ export interface EventData {
   account?: string;
 }
 
+/** A subscription as events are matched against it. */
+interface Subscription {
+  id: string;
+  name: string;
+  include_resource: number;
+  events: ReadonlySet<string>;
+}
+
 /** What a change calls to have its events written with it (the outbox). */
 export interface EventWriter {
   eventWrites(clientId: string, event: WebhookEvent, data: EventData, resource: () => object): Promise<BoundWrite[]>;
@@ -51,6 +59,10 @@ export class WebhooksRepository implements EventWriter {
   private readonly settleQuery;
   readonly subscriptionPages: KeysetSource<WebhooksTable>;
   readonly deliveryPages: KeysetSource<DeliveryRow>;
+  /** Per client, on the embedded store only (see subscriptionsFor). */
+  private readonly subscriptionCache: Map<string, Subscription[]> | undefined;
+  /** Counts subscription writes begun and ended, so that a read overlapping one is not cached. */
+  private subscriptionChanges = 0;
 
   constructor(
     private readonly db: Db,
@@ -77,6 +89,7 @@ export class WebhooksRepository implements EventWriter {
         .where('seq', '=', p.seq)
         .where('lease_until', '=', p.lease),
     );
+    this.subscriptionCache = embeddedSqliteOf(db) ? new Map() : undefined;
     const subscriptions = new KeysetQueries(db, 'webhooks', {});
     this.subscriptionPages = { page: (p, l) => subscriptions.page(p, l), hasBeyond: (p) => subscriptions.hasBeyond(p) };
     const deliveries = new KeysetQueries(db, 'webhook_deliveries', { webhook: 'webhook_id' });
@@ -100,11 +113,10 @@ export class WebhooksRepository implements EventWriter {
    * with include_resource, and must hold no SSN, birth date or address.
    */
   async eventWrites(clientId: string, event: WebhookEvent, data: EventData, resource: () => object): Promise<BoundWrite[]> {
-    const subscriptions = await this.subscriptionsOf.all({ clientId });
+    const subscriptions = await this.subscriptionsFor(clientId);
     const writes: BoundWrite[] = [];
     for (const subscription of subscriptions) {
-      const events = JSON.parse(subscription.events) as string[];
-      if (!events.includes(event) && !events.includes('*')) continue;
+      if (!subscription.events.has(event) && !subscription.events.has('*')) continue;
       const { id, createdAt } = newId();
       const body = JSON.stringify({
         event,
@@ -134,8 +146,27 @@ export class WebhooksRepository implements EventWriter {
     return writes;
   }
 
+  /**
+   * The subscriptions of a client, as events are matched against them. On the embedded store this process is the
+   * only one that creates or deletes subscriptions, so they are kept in memory and dropped on every change; on
+   * PostgreSQL another instance may change them at any moment, so they are read in the change's turn.
+   */
+  private async subscriptionsFor(clientId: string): Promise<Subscription[]> {
+    const cached = this.subscriptionCache?.get(clientId);
+    if (cached) return cached;
+    const generation = this.subscriptionChanges;
+    const rows = await this.subscriptionsOf.all({ clientId });
+    const subscriptions = rows.map((row) => ({ id: row.id, name: row.name, include_resource: row.include_resource, events: new Set(JSON.parse(row.events) as string[]) }));
+    // Not when a subscription changed while this read was under way: it may have read the state before.
+    if (generation === this.subscriptionChanges) this.subscriptionCache?.set(clientId, subscriptions);
+    return subscriptions;
+  }
+
   async insertSubscription(row: WebhooksTable): Promise<void> {
+    this.subscriptionChanges++;
     await this.db.insertInto('webhooks').values(row).execute();
+    this.subscriptionChanges++;
+    this.subscriptionCache?.delete(row.client_id);
   }
 
   allSubscriptions(clientId: string): Promise<WebhooksTable[]> {
@@ -157,7 +188,10 @@ export class WebhooksRepository implements EventWriter {
   }
 
   async deleteSubscription(clientId: string, id: string): Promise<boolean> {
+    this.subscriptionChanges++;
     const result = await this.db.deleteFrom('webhooks').where('client_id', '=', clientId).where('id', '=', id).executeTakeFirst();
+    this.subscriptionChanges++;
+    this.subscriptionCache?.delete(clientId);
     return result.numDeletedRows > 0n;
   }
 
