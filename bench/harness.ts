@@ -57,6 +57,9 @@ export const settings = {
   connections: Math.round(positive('BENCH_CONNECTIONS', 10)),
   stores: chooseStores(),
   scale: ['1', 'true', 'yes'].includes((process.env.BENCH_SCALE ?? '').toLowerCase()),
+  webhookRounds: Math.round(positive('BENCH_WEBHOOK_ROUNDS', 3)),
+  /** BENCH_ONLY=webhooks: the ceiling and the webhook rounds only (for quick A/B runs). */
+  only: process.env.BENCH_ONLY === 'webhooks' ? ('webhooks' as const) : undefined,
   seedUsers: Math.round(positive('BENCH_SEED_USERS', 10_000)),
   scaleUsers: Math.round(positive('BENCH_SCALE_USERS', 1_000_000)),
   postgresUrl: process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',

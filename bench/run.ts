@@ -18,6 +18,8 @@
 //   BENCH_SEED_USERS (10000)   BENCH_TOOL (auto|autocannon|wrk)   BENCH_OUTPUT (write all results as JSON)
 //   BENCH_RETRIES (2)   BENCH_MAX_OTHER_CPU (0.1 cores)   BENCH_SERVER_CPUS (0)   BENCH_LOAD_CPUS (1)
 //   BENCH_SERVER_NODE_ARGS (extra Node.js flags for the server, for experiments)
+//   BENCH_WEBHOOK_ROUNDS (3): interleaved rounds of plain and subscribed creates
+//   BENCH_ONLY=webhooks: only the ceiling and those rounds (a quick A/B of the webhook cost)
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
@@ -307,11 +309,12 @@ async function measureKeyedCreates(server: Server, key: ApiKey, store: StoreKind
 /**
  * POST /v2/users while the client has an active webhook subscription (users.created, signed, with the resource):
  * each create also writes its delivery in the same transaction, and the server delivers them in the background to
- * a receiver in this process, all on the server's CPU. The deliveries are drained before the next scenario.
+ * a receiver in this process, all on the server's CPU. Measured in BENCH_WEBHOOK_ROUNDS interleaved rounds of plain
+ * creates and subscribed creates on the same server, so that the share compares like with like on a noisy host;
+ * the deliveries of each round are drained before the next measurement. The row shows the median round.
  */
 async function measureSubscribedCreates(server: Server, key: ApiKey, store: StoreKind, users: number, dir: string): Promise<void> {
   const name = `${POST.name} (webhook subscription)`;
-  progress(`${store} ${thousands(users)} users: ${name}`);
   let received = 0;
   const receiver = createServer((req, res) => {
     req.resume().on('end', () => {
@@ -324,25 +327,44 @@ async function measureSubscribedCreates(server: Server, key: ApiKey, store: Stor
   const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
   const headers = { authorization: authorization(key), 'content-type': 'application/json' };
   const body = JSON.stringify({ events: ['users.created'], name: 'bench', url, secret: 'bench-webhook-secret-0123456789', config: { include_resource: true } });
-  const created = await call(`${server.url}/v2/webhooks`, { method: 'POST', headers, body });
-  if (created.status !== 201) throw new Error(`webhook subscription: ${created.status} ${created.body}`);
-  const { id } = JSON.parse(created.body) as { id: string };
+  const target = serviceTarget(server, key, store);
+  const rounds: Array<{ plain: Measurement; subscribed: Measurement; delivered: number; drainSeconds: number }> = [];
   try {
-    const result = await measure(server, key, store, users, dir, { ...POST, name }, { ids: [], externalIds: [] });
-    // Drain: until nothing more arrives for two seconds (at most two minutes).
-    const started = Date.now();
-    for (let last = -1; last !== received && Date.now() - started < 120_000; ) {
-      last = received;
-      await new Promise((resolve) => setTimeout(resolve, 2000));
+    for (let round = 1; round <= settings.webhookRounds; round++) {
+      progress(`${store} ${thousands(users)} users: ${name}, round ${round} of ${settings.webhookRounds}`);
+      const plain = await driveClean(`${name}, round ${round}: plain`, false, () => drive(target, writeRequests(join(dir, `${store}-hooks-plain-${round}.tsv`), POST.requests([], []))));
+      const created = await call(`${server.url}/v2/webhooks`, { method: 'POST', headers, body });
+      if (created.status !== 201) throw new Error(`webhook subscription: ${created.status} ${created.body}`);
+      const { id } = JSON.parse(created.body) as { id: string };
+      try {
+        const before = received;
+        const subscribed = await driveClean(`${name}, round ${round}`, false, () => drive(target, writeRequests(join(dir, `${store}-hooks-subscribed-${round}.tsv`), POST.requests([], []))));
+        const duringLoad = received - before;
+        // Drain: until nothing more arrives for two seconds (at most two minutes).
+        const started = Date.now();
+        for (let last = -1; last !== received && Date.now() - started < 120_000; ) {
+          last = received;
+          await new Promise((resolve) => setTimeout(resolve, 2000));
+        }
+        rounds.push({ plain, subscribed, delivered: duringLoad, drainSeconds: Math.max(0, (Date.now() - started) / 1000 - 2) });
+      } finally {
+        await call(`${server.url}/v2/webhooks/${id}`, { method: 'DELETE', headers });
+      }
     }
-    notes.push(
-      `${store}: webhook subscription: ${thousands(received)} users.created events delivered in all, the last within ` +
-        `${fixed((Date.now() - started) / 1000, 0)} s after the creates stopped (${thousands(Math.round(result.rps))} creates/s while they ran)`,
-    );
   } finally {
-    await call(`${server.url}/v2/webhooks/${id}`, { method: 'DELETE', headers });
     receiver.close();
   }
+  const share = (r: (typeof rounds)[number]) => r.subscribed.rps / r.plain.rps;
+  const median = [...rounds].sort((a, b) => share(a) - share(b))[Math.floor(rounds.length / 2)]!;
+  rows.push({ store, users, scenario: name, result: median.subscribed, cpuBound: false });
+  notes.push(
+    `${store}: webhook subscription, ${rounds.length} interleaved rounds (plain creates/s → with a subscription, share; events delivered ` +
+      `while the creates ran; drain after): ` +
+      rounds
+        .map((r) => `${thousands(Math.round(r.plain.rps))} → ${thousands(Math.round(r.subscribed.rps))} (${fixed(share(r) * 100, 0)}%; ${thousands(r.delivered)} delivered; ${fixed(r.drainSeconds, 0)} s)`)
+        .join(', ') +
+      `; median share ${fixed(share(median) * 100, 0)}% of plain create throughput`,
+  );
 }
 
 /** The reads compared across table sizes, at full load and with one connection. */
@@ -413,6 +435,10 @@ async function benchStore(kind: StoreKind, dir: string, seed: Seed): Promise<voi
     }
 
     const data = { ids, externalIds: seed.externalIds };
+    if (settings.only === 'webhooks') {
+      await measureSubscribedCreates(server, key, kind, seed.users, dir);
+      return;
+    }
     const measured = new Map<string, Measurement>();
     for (const scenario of READS) measured.set(scenario.name, await measure(server, key, kind, seed.users, dir, scenario, data));
     if (kind === 'sqlite') await measureEssential(store, key, dir, ids);

@@ -61,6 +61,8 @@ export interface WebhookSettings {
   readonly maxAttempts: number;
   readonly retryBaseMs: number;
   readonly pollMs: number;
+  /** Delivered and failed deliveries older than this are deleted (0: kept for ever). */
+  readonly retentionDays: number;
   readonly concurrency: number;
   readonly perSubscription: number;
 }
@@ -144,6 +146,9 @@ export const ENVIRONMENT_HELP = `Environment:
                        8 attempts span about 18 hours)
   WEBHOOK_POLL_MS      how often an idle instance looks for due deliveries (default 500)
   WEBHOOK_DELIVERY     false: this instance serves the API but delivers no webhooks (default true)
+  WEBHOOK_RETENTION_DAYS
+                       delivered and failed deliveries older than this are deleted (default 30;
+                       0 keeps them for ever)
   MAX_EVENT_LOOP_DELAY_MS
                        answer 503 while the event loop lags more than this (default 1000;
                        0 turns load shedding off); /healthz is never shed`;
@@ -285,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxAttempts: integer(env, 'WEBHOOK_MAX_ATTEMPTS', 8, 1, 50),
       retryBaseMs: integer(env, 'WEBHOOK_RETRY_BASE_MS', 60_000, 10, 86_400_000),
       pollMs: integer(env, 'WEBHOOK_POLL_MS', 500, 10, 60_000),
+      retentionDays: integer(env, 'WEBHOOK_RETENTION_DAYS', 30, 0, 3650),
       concurrency: 16,
       perSubscription: 4,
     }),

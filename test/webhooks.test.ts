@@ -5,8 +5,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
-import { retryDelayMs } from '../src/webhooks/webhooks.dispatcher.js';
+import { MIN_DELIVERY_SHARE, retryDelayMs, yieldMs } from '../src/webhooks/webhooks.dispatcher.js';
 import { isInternalAddress, urlProblem } from '../src/webhooks/webhooks.address.js';
+import { buildApp } from '../src/app.js';
+import { resolveSecrets } from '../src/secrets.js';
 import { createTestApi, STORES, type TestApi } from './helpers/app.js';
 import { eventually, startReceiver, type Receiver } from './helpers/receiver.js';
 
@@ -27,6 +29,14 @@ describe('webhook addresses and retries', () => {
       assert.notEqual(urlProblem(url, false), undefined, url);
     }
     assert.equal(urlProblem('http://127.0.0.1:9/x', true), undefined);
+  });
+
+  it('a backlog is delivered at once while the API is idle, and yields to it the busier it is', () => {
+    assert.equal(yieldMs(10, 0), 0);
+    assert.equal(yieldMs(10, 0.5), 10, 'half the loop to each');
+    assert.equal(yieldMs(10, 1), Math.round(10 * (1 / MIN_DELIVERY_SHARE - 1)), 'under full load deliveries still get their share');
+    assert.equal(yieldMs(10, 0.99), yieldMs(10, 1));
+    assert.equal(yieldMs(5000, 1), 1000, 'never more than a second between rounds');
   });
 
   it('retries back off three times longer each time, with ±20% jitter', () => {
@@ -308,6 +318,49 @@ for (const store of STORES) {
         assert.equal(failed!.last_response_code, null);
       } finally {
         await receiver.close();
+      }
+    });
+  });
+
+  describe(`old deliveries are deleted after WEBHOOK_RETENTION_DAYS (${store})`, () => {
+    it('settled deliveries older than the retention go; recent ones and pending ones stay', async () => {
+      const api = await createTestApi(store, { ...WEBHOOK_ENV, WEBHOOK_RETENTION_DAYS: '30' });
+      const receiver = await startReceiver();
+      try {
+        const sub = (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'old', url: receiver.url } })).json.id as string;
+        for (let i = 0; i < 4; i++) await api.request({ method: 'POST', url: '/v2/users', payload: {} });
+        const rows = async () => api.db.selectFrom('webhook_deliveries').select(['id', 'status']).where('webhook_id', '=', sub).orderBy('seq').execute();
+        await eventually(async () => (await rows()).every((r) => r.status === 'delivered'), () => 'not delivered');
+        // The first app has looked for old deliveries at its start, when there were none; a second one starts now.
+        // Two delivered 40 days ago, one failed 31 days ago, one delivered 29 days ago, one pending from 40 days ago.
+        const [a, b, c, d] = (await rows()).map((r) => r.id);
+        const daysAgo = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString();
+        const age = (id: string | undefined, days: number, status?: 'failed' | 'pending') =>
+          api.db.updateTable('webhook_deliveries').set({ created_at: daysAgo(days), ...(status ? { status } : {}) }).where('id', '=', id!).execute();
+        await age(a, 40);
+        await age(b, 40);
+        await age(c, 31, 'failed');
+        await age(d, 29);
+        await api.db.updateTable('webhooks').set({ url: 'http://127.0.0.1:9/closed' }).where('id', '=', sub).execute();
+        const pending = (await api.db.selectFrom('webhook_deliveries').select('id').where('id', '=', a!).executeTakeFirstOrThrow()).id;
+        await api.db.insertInto('webhook_deliveries').values({
+          ...(await api.db.selectFrom('webhook_deliveries').selectAll().where('id', '=', pending).executeTakeFirstOrThrow()),
+          seq: undefined as never,
+          id: '0190a000-0000-7000-8000-000000000001',
+          status: 'pending',
+          next_attempt_at: daysAgo(-1), // not due: the closed port is never tried within the test
+        }).execute();
+        const again = await buildApp(api.config, { db: api.db, secrets: resolveSecrets(api.config) });
+        await again.ready();
+        try {
+          await eventually(async () => (await rows()).length === 2, () => 'old deliveries still there');
+          assert.deepEqual((await rows()).map((r) => [r.id, r.status]), [[d, 'delivered'], ['0190a000-0000-7000-8000-000000000001', 'pending']]);
+        } finally {
+          await again.close();
+        }
+      } finally {
+        await receiver.close();
+        await api.close();
       }
     });
   });

@@ -7,6 +7,7 @@ import type { WebhookSettings } from '../config.js';
 import { isoMicros, nowMicros } from '../clock.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { guardedLookup } from './webhooks.address.js';
+import type { BoundWrite } from '../db/prepared.js';
 import { WebhooksRepository, type DeliveryRow } from './webhooks.repository.js';
 import { signatureHeaders } from './webhooks.signing.js';
 
@@ -27,6 +28,53 @@ export function retryDelayMs(attempts: number, baseMs: number, random = Math.ran
   return Math.round(baseMs * 3 ** Math.max(0, attempts - 1) * (0.8 + 0.4 * random()));
 }
 
+const PRUNE_EVERY_MS = 60_000;
+const PRUNE_BATCH = 1000;
+const PRUNE_ROUNDS = 20;
+
+/** Under full load, the share of the event loop's time that delivery rounds still get. */
+export const MIN_DELIVERY_SHARE = 0.1;
+/** The longest pause between two rounds while a backlog waits. */
+const MAX_YIELD_MS = 1000;
+
+/**
+ * The pause after a round that took `roundMs` before the next one, while more is due: the API goes first. With the
+ * API idle the next round starts at once; the busier it was (`apiLoad`, its share of the loop between rounds),
+ * the longer the pause, down to MIN_DELIVERY_SHARE of the time for deliveries when it takes the whole loop. A
+ * backlog built up under full load is delivered once the load eases; it is in the store, so nothing is lost.
+ */
+export function yieldMs(roundMs: number, apiLoad: number): number {
+  const share = Math.min(1, Math.max(MIN_DELIVERY_SHARE, 1 - apiLoad));
+  return Math.min(MAX_YIELD_MS, Math.round(roundMs * (1 / share - 1)));
+}
+
+/** How long an outcome may wait to be recorded with others (one commit for many). */
+const SETTLE_BATCH_MS = 200;
+
+/**
+ * The outcomes of a subscription's deliveries, recorded together: one commit (one fsync on the embedded store) per
+ * batch instead of one per delivery. An outcome not yet recorded when the process dies is sent again after the
+ * lease (at least once); one waits at most SETTLE_BATCH_MS after the next outcome arrives, or until the batch ends.
+ */
+class Settles {
+  private writes: BoundWrite[] = [];
+  private since = 0;
+
+  constructor(private readonly repo: WebhooksRepository) {}
+
+  async add(write: BoundWrite): Promise<void> {
+    if (this.writes.length === 0) this.since = Date.now();
+    this.writes.push(write);
+    if (Date.now() - this.since >= SETTLE_BATCH_MS) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const writes = this.writes;
+    this.writes = [];
+    if (writes.length > 0) await this.repo.settleAll(writes);
+  }
+}
+
 interface Outcome {
   statusCode: number | null;
   error: string | null;
@@ -38,6 +86,10 @@ export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** When old deliveries were last looked for (0: not yet in this process). */
+  private prunedAt = 0;
+  /** The share of the event loop the API used between the last two rounds. */
+  private apiLoad = 0;
   /**
    * Connections to receivers are kept open between deliveries (a TLS handshake per event would cost more than the
    * event). The address guard runs whenever a connection is opened.
@@ -72,7 +124,10 @@ export class WebhookDispatcher {
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
+    // The event loop between two rounds serves the API alone: how busy it is there says how busy the API is.
+    const between = performance.eventLoopUtilization();
     this.timer = setTimeout(() => {
+      this.apiLoad = performance.eventLoopUtilization(between).utilization;
       this.running = this.tick().finally(() => {
         this.running = undefined;
       });
@@ -82,6 +137,7 @@ export class WebhookDispatcher {
 
   private async tick(): Promise<void> {
     let claimed = 0;
+    const started = performance.now();
     try {
       const { concurrency, perSubscription, timeoutMs } = this.options;
       // Long enough for a subscription's share of the batch to go out perSubscription at a time; after it, another
@@ -96,19 +152,44 @@ export class WebhookDispatcher {
         [...bySubscription.values()].map(async (queue) => {
           const target = await this.target(queue[0]!);
           if (!target) return; // deleted meanwhile: its deliveries went with it
+          const settles = new Settles(this.repo);
           const lanes = Array.from({ length: Math.min(perSubscription, queue.length) }, async () => {
             for (let row = queue.shift(); row; row = queue.shift()) {
-              await this.deliver(row, target).catch((error: unknown) => this.log.error({ err: error, delivery: row?.id }, 'webhook delivery failed'));
+              try {
+                await settles.add(await this.attempt(row, target));
+              } catch (error) {
+                this.log.error({ err: error, delivery: row.id }, 'webhook delivery failed');
+              }
             }
           });
           await Promise.all(lanes);
+          await settles.flush();
         }),
       );
     } catch (error) {
       this.log.warn({ err: error }, 'webhook delivery round failed');
     }
-    // A full batch means more may be due: go again at once.
-    this.schedule(claimed >= this.options.concurrency ? 0 : this.options.pollMs);
+    if (claimed < this.options.concurrency) await this.pruneNowAndThen();
+    // A full batch means more may be due: go again, as soon as the API leaves room for it.
+    this.schedule(claimed >= this.options.concurrency ? yieldMs(performance.now() - started, this.apiLoad) : this.options.pollMs);
+  }
+
+  /**
+   * Deletes settled deliveries past WEBHOOK_RETENTION_DAYS, at most once a minute and only in a round that found
+   * the outbox drained, a bounded number per time so that it never holds the store for long.
+   */
+  private async pruneNowAndThen(): Promise<void> {
+    const { retentionDays } = this.options;
+    if (retentionDays === 0 || Date.now() - this.prunedAt < PRUNE_EVERY_MS) return;
+    this.prunedAt = Date.now();
+    const before = isoMicros(nowMicros() - retentionDays * 86_400_000_000);
+    try {
+      for (let round = 0; round < PRUNE_ROUNDS; round++) {
+        if ((await this.repo.deleteSettledBefore(before, PRUNE_BATCH)) < PRUNE_BATCH) break;
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, 'deleting old webhook deliveries failed');
+    }
   }
 
   /** Where a subscription's deliveries go, and the secret that signs them: read once per round. */
@@ -120,23 +201,24 @@ export class WebhookDispatcher {
     return { url: subscription.url, secret };
   }
 
-  private async deliver(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<void> {
+  /** Sends one delivery; returns the write that records its outcome. */
+  private async attempt(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<BoundWrite> {
     const body = this.cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
     let outcome = await this.post(target.url, row.id, body, target.secret);
     // A kept-alive connection the receiver closed meanwhile: the request never reached it; once more, afresh.
     if (outcome.staleConnection) outcome = await this.post(target.url, row.id, body, target.secret);
     const delivered = outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300;
     const exhausted = row.attempts >= this.options.maxAttempts;
-    await this.repo.settle(row, {
+    if (!delivered) {
+      this.log.info({ delivery: row.id, webhook: row.webhook_id, attempts: row.attempts, statusCode: outcome.statusCode, failed: exhausted }, 'webhook delivery attempt failed');
+    }
+    return this.repo.settleWrite(row, {
       status: delivered ? 'delivered' : exhausted ? 'failed' : 'pending',
       next_attempt_at: delivered || exhausted ? row.next_attempt_at : isoMicros(nowMicros() + retryDelayMs(row.attempts, this.options.retryBaseMs) * 1000),
       last_status_code: outcome.statusCode,
       last_error: delivered ? null : (outcome.error ?? `HTTP ${outcome.statusCode}`),
       delivered_at: delivered ? isoMicros(nowMicros()) : null,
     });
-    if (!delivered) {
-      this.log.info({ delivery: row.id, webhook: row.webhook_id, attempts: row.attempts, statusCode: outcome.statusCode, failed: exhausted }, 'webhook delivery attempt failed');
-    }
   }
 
   /** One POST; any answer within the timeout is an outcome, its body read up to 64 KiB and discarded. */

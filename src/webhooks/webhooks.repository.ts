@@ -3,7 +3,7 @@
 import { CompiledQuery } from 'kysely';
 import { isoMicros, nowMicros, timestampNow } from '../clock.js';
 import { embeddedSqliteOf, type Db, type WebhookDeliveriesTable, type WebhooksTable } from '../db/database.js';
-import { prepare, type BoundWrite } from '../db/prepared.js';
+import { prepare, runTogether, type BoundWrite } from '../db/prepared.js';
 import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { newId } from '../users/users.ids.js';
@@ -250,10 +250,25 @@ export class WebhooksRepository implements EventWriter {
     await this.db.executeQuery(CompiledQuery.raw("update webhook_deliveries set lease_until = null where status = 'pending' and lease_until is not null"));
   }
 
-  /** Records an attempt's outcome, if this claimer still holds the lease. */
-  async settle(row: DeliveryRow, outcome: Outcome): Promise<void> {
-    // Prepared: on SQLite the outcomes of a round share one group commit (one fsync), not one transaction each.
-    await this.settleQuery.run({ ...outcome, seq: row.seq, lease: row.lease_until ?? '', now: timestampNow() });
+  /**
+   * Deletes up to `limit` settled (delivered or failed) deliveries created before `before`, oldest first; returns
+   * how many. Walks the commit order from its start, where the old rows are, so it needs no index of its own.
+   */
+  async deleteSettledBefore(before: string, limit: number): Promise<number> {
+    const result = await this.db.executeQuery(
+      CompiledQuery.raw(embeddedSqliteOf(this.db) ? PRUNE_SQLITE : PRUNE_POSTGRES, [before, limit]),
+    );
+    return Number(result.numAffectedRows ?? 0n);
+  }
+
+  /** The write that records an attempt's outcome, if this claimer still holds the lease. */
+  settleWrite(row: DeliveryRow, outcome: Outcome): BoundWrite {
+    return this.settleQuery.bind({ ...outcome, seq: row.seq, lease: row.lease_until ?? '', now: timestampNow() });
+  }
+
+  /** Records outcomes together: one unit of the group commit on SQLite, one transaction on PostgreSQL. */
+  async settleAll(writes: readonly BoundWrite[]): Promise<void> {
+    await runTogether(this.db, writes);
   }
 }
 
@@ -284,6 +299,12 @@ const claimSql = (lockClause: string, p: (n: number) => string) => `
   returning *`;
 const CLAIM_SQLITE = claimSql('', () => '?');
 const CLAIM_POSTGRES = claimSql(' for update skip locked', (n) => `$${n}`);
+
+const pruneSql = (p: (n: number) => string) =>
+  `delete from webhook_deliveries where seq in (
+     select seq from webhook_deliveries where status <> 'pending' and created_at < ${p(1)} order by seq limit ${p(2)})`;
+const PRUNE_SQLITE = pruneSql(() => '?');
+const PRUNE_POSTGRES = pruneSql((n) => `$${n}`);
 
 /** PostgreSQL returns bigserial as text. */
 function toDeliveryRow(row: { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>): DeliveryRow {
