@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Db } from './db/database.js';
 import { basicAuth } from './http/auth.js';
+import { registerConsole } from './http/console.js';
 import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.plugin.js';
 import { registerHealth } from './http/health.js';
 import { Idempotency } from './idempotency/idempotency.js';
@@ -121,6 +122,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  await registerConsole(app);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerHealth(app, deps.db);
 
