@@ -152,12 +152,14 @@ function Deliveries({ webhookId }: { webhookId: string }) {
                   <td data-label="Happened">
                     <Time value={delivery.created_at} />
                   </td>
-                  <td data-label="Actions" class="actions">
-                    {delivery.status !== 'delivered' && (
-                      <button type="button" class="small" disabled={retrying !== null} aria-label={`Retry the ${delivery.event} delivery`} onClick={() => retry(delivery)}>
-                        {retrying === delivery.id ? 'Retrying…' : 'Retry'}
-                      </button>
-                    )}
+                  <td data-label="Actions" class="actions-cell">
+                    <div class="actions">
+                      {delivery.status !== 'delivered' && (
+                        <button type="button" class="small" disabled={retrying !== null} aria-label={`Retry the ${delivery.event} delivery`} onClick={() => retry(delivery)}>
+                          {retrying === delivery.id ? 'Retrying…' : 'Retry'}
+                        </button>
+                      )}
+                    </div>
                   </td>
                 </tr>
               ))}

@@ -63,13 +63,15 @@ export function WebhooksPage() {
                     <td data-label="Created">
                       <Time value={webhook.created_at} />
                     </td>
-                    <td data-label="Actions" class="actions">
-                      <Link to={`/webhooks/${webhook.id}`} class="button small" aria-label={`Deliveries of ${webhook.name}`}>
-                        Deliveries
-                      </Link>
-                      <button type="button" class="small danger" aria-label={`Delete ${webhook.name}…`} onClick={() => setDeleting(webhook)}>
-                        Delete…
-                      </button>
+                    <td data-label="Actions" class="actions-cell">
+                      <div class="actions">
+                        <Link to={`/webhooks/${webhook.id}`} class="button small" aria-label={`Deliveries of ${webhook.name}`}>
+                          Deliveries
+                        </Link>
+                        <button type="button" class="small danger" aria-label={`Delete ${webhook.name}…`} onClick={() => setDeleting(webhook)}>
+                          Delete…
+                        </button>
+                      </div>
                     </td>
                   </tr>
                 ))}
