@@ -1,7 +1,7 @@
 // The console as a person uses it: Debian's chromium (headless, through playwright-core) against a real server on a
 // real port, with data made through the API, and every change checked through the API again.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -37,6 +37,7 @@ interface Harness {
 
 /** Builds the console from its source (so the test never sees a stale build), then serves it with the API. */
 async function startHarness(): Promise<Harness> {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium), as .ci/run does`);
   const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
   const built = await run(process.execPath, [vite, 'build', '--config', 'console/vite.config.ts', '--logLevel', 'warn'], {}, { timeoutMs: 120_000 });
   assert.equal(built.code, 0, `vite build failed:\n${built.stdout}\n${built.stderr}`);
