@@ -157,24 +157,25 @@ for (const store of STORES) {
         }
       });
 
-      it('declares the optional `limit`, `external_id` and `cursor` query parameters of the list', () => {
+      it('declares the optional `limit`, `external_id`, `ordering` and `cursor` query parameters of the list', () => {
         const query = doc.paths['/v2/users'].get.parameters.filter((p: Json) => p.in === 'query');
-        assert.deepEqual(query.map((p: Json) => p.name).sort(), ['cursor', 'external_id', 'limit']);
+        assert.deepEqual(query.map((p: Json) => p.name).sort(), ['cursor', 'external_id', 'limit', 'ordering']);
         const byName = Object.fromEntries(query.map((p: Json) => [p.name, p]));
         assert.equal(byName.limit.schema.type, 'integer');
         assert.equal(byName.limit.schema.minimum, 1);
         assert.equal(byName.external_id.schema.type, 'string');
         assert.equal(byName.cursor.schema.type, 'string');
+        assert.deepEqual(byName.ordering.schema.enum, ['created_at', '-created_at']);
         for (const p of query) {
           assert.notEqual(p.required, true, p.name);
           assert.equal(typeof p.description, 'string', p.name);
         }
       });
 
-      it('declares the query parameters of the accounts lists: limit, user, item and cursor; the Link list limit and cursor', () => {
+      it('declares the query parameters of the accounts lists: limit, user, item, ordering and cursor; the Link list limit, ordering and cursor', () => {
         for (const [path, names] of [
-          ['/v2/accounts', ['cursor', 'item', 'limit', 'user']],
-          ['/v2/link/accounts', ['cursor', 'limit']],
+          ['/v2/accounts', ['cursor', 'item', 'limit', 'ordering', 'user']],
+          ['/v2/link/accounts', ['cursor', 'limit', 'ordering']],
         ] as const) {
           const query = doc.paths[path].get.parameters.filter((p: Json) => p.in === 'query');
           assert.deepEqual(query.map((p: Json) => p.name).sort(), names, path);

@@ -56,7 +56,8 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; idemp
         operationId: 'listUsers',
         summary: 'List all users',
         description:
-          'Returns a paginated list of all user objects, oldest first. Follow `next`/`previous` to walk the list; ' +
+          'Returns a paginated list of all user objects, oldest first (newest first with `ordering=-created_at`). ' +
+          'Follow `next`/`previous` to walk the list; ' +
           'a walk returns every user that exists throughout it exactly once.',
         querystring: ListUsersQuerySchema,
         response: { 200: { ...ListUsersResponseSchema, description: 'A page of users.' }, ...errorResponses(400) },

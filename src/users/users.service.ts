@@ -4,7 +4,7 @@ import { guarded, runTogether, WriteConflictError, type BoundWrite, type Planned
 import type { EventWriter } from '../webhooks/webhooks.repository.js';
 import type { UserTokens } from '../tokens/tokens.js';
 import type { CursorCodec } from '../paging/cursor.js';
-import { walkPage } from '../paging/keyset.js';
+import { walkPage, type PageQuery } from '../paging/keyset.js';
 import { timestampNow } from '../clock.js';
 import { toE164 } from './users.formats.js';
 import { canonicalUserId, newId } from './users.ids.js';
@@ -13,10 +13,8 @@ import { EXTERNAL_METADATA_MAX_BYTES, type User, type UserInput } from './users.
 
 const PATCH_ATTEMPTS = 20;
 
-export interface ListQuery {
-  limit?: number;
+export interface ListQuery extends PageQuery {
   external_id?: string;
-  cursor?: string;
 }
 
 export interface UserPage {
@@ -317,7 +315,7 @@ export class UsersService {
       this.cursors,
       clientId,
       'users',
-      { limit: query.limit, cursor: query.cursor, filters: { external_id: query.external_id } },
+      { limit: query.limit, cursor: query.cursor, ordering: query.ordering, filters: { external_id: query.external_id } },
       (cursor) => `${baseUrl}/v2/users?cursor=${cursor}`,
     );
     return { next, previous, results: rows.map(userRowToUser) };
