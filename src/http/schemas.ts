@@ -38,7 +38,10 @@ type ErrorStatus = keyof typeof ERROR_RESPONSES;
 /** The error responses every API-key route can give (401, 429), plus the ones listed. */
 export function errorResponses(...extra: ErrorStatus[]): Record<number, unknown> {
   const responses: Record<number, unknown> = {
-    401: ref('DetailError', 'Missing or invalid API key credentials.'),
+    401: ref(
+      'DetailError',
+      'Missing or invalid API key credentials. `WWW-Authenticate: Basic`, or `XBasic` (no browser login dialog) for `X-Requested-With: XMLHttpRequest`.',
+    ),
     429: ref('DetailError', 'Too many requests for this API key; see Retry-After.'),
   };
   for (const status of extra) responses[status] = ERROR_RESPONSES[status];
