@@ -29,6 +29,7 @@ const OPERATIONS: Record<string, Method[]> = {
   '/v2/webhooks/{id}': ['delete', 'get'],
   '/v2/webhooks/{id}/deliveries': ['get'],
   '/v2/webhooks/{id}/deliveries/{delivery}/retry': ['post'],
+  '/v2/api-keys': ['get'],
 };
 
 /** The operations authenticated with a user token (Bearer) rather than an API key. */
@@ -322,6 +323,13 @@ for (const store of STORES) {
         const filtered = await api.request({ method: 'GET', url: '/v2/users?external_id=page&limit=200' });
         assertDocumented(filtered, '/v2/users', 'get', 200);
         assert.equal(filtered.json.results.length, 2);
+      });
+
+      it('GET /v2/api-keys 200, a page of the client\'s keys', async () => {
+        const res = await api.request({ method: 'GET', url: '/v2/api-keys' });
+        assertDocumented(res, '/v2/api-keys', 'get', 200);
+        assert.deepEqual(res.json.results.map((key: Json) => [key.id, key.current]), [[api.tenant.api_key_id, true]]);
+        assertInvalid(responseValidator(ajv, doc, '/v2/api-keys', 'get', 200), { ...res.json, results: [{ ...res.json.results[0], secret_hash: 'x' }] }, 'a key with its hash');
       });
 
       it('GET /v2/users/{id} 200', async () => {
