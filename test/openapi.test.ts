@@ -18,6 +18,7 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 const OPERATIONS: Record<string, Method[]> = {
   '/v2/users': ['get', 'post'],
   '/v2/users/{id}': ['delete', 'get', 'patch'],
+  '/v2/users/export.csv': ['get'],
   '/v2/user-tokens': ['post'],
   '/v2/user-tokens/introspect': ['post'],
   '/v2/accounts': ['get'],
