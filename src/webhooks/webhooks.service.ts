@@ -3,7 +3,7 @@ import { timestampNow } from '../clock.js';
 import type { WebhooksTable } from '../db/database.js';
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
 import type { CursorCodec } from '../paging/cursor.js';
-import { walkPage } from '../paging/keyset.js';
+import { walkPage, type PageQuery } from '../paging/keyset.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { canonicalUserId, newId } from '../users/users.ids.js';
 import { urlProblem } from './webhooks.address.js';
@@ -77,7 +77,7 @@ export class WebhooksService {
     return toWebhook(row);
   }
 
-  async list(clientId: string, query: { limit?: number; cursor?: string }, baseUrl: string): Promise<Page<Webhook>> {
+  async list(clientId: string, query: PageQuery, baseUrl: string): Promise<Page<Webhook>> {
     const { next, previous, rows } = await walkPage(this.repo.subscriptionPages, this.cursors, clientId, 'webhooks', { ...query, filters: {} }, (c) => `${baseUrl}/v2/webhooks?cursor=${c}`);
     return { next, previous, results: rows.map(toWebhook) };
   }
@@ -102,7 +102,7 @@ export class WebhooksService {
     if (id === undefined || !(await this.repo.deleteSubscription(clientId, id))) throw errors.notFound();
   }
 
-  async deliveries(clientId: string, rawId: string, query: { limit?: number; cursor?: string }, baseUrl: string): Promise<Page<Delivery>> {
+  async deliveries(clientId: string, rawId: string, query: PageQuery, baseUrl: string): Promise<Page<Delivery>> {
     const webhook = await this.findRow(clientId, rawId);
     const { next, previous, rows } = await walkPage(
       this.repo.deliveryPages,
