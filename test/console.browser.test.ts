@@ -2,15 +2,17 @@
 // real port, with data made through the API, and every change checked through the API again.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { IssuedKey } from '../src/keys/keys.service.js';
-import { createTestApi, createUser, FULL_USER_BODY, type TestApi } from './helpers/app.js';
+import { createApiKey, revokeApiKey, type IssuedKey } from '../src/keys/keys.service.js';
+import { createTestApi, createUser, follow, FULL_USER_BODY, type TestApi } from './helpers/app.js';
 import { connect, createLinkUser, fail } from './helpers/link.js';
 import { ROOT, run } from './helpers/process.js';
 import { eventually, startReceiver, type Receiver } from './helpers/receiver.js';
+import { parseCsv, unguard } from './helpers/csv.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -105,6 +107,19 @@ async function storedByPage(page: Page): Promise<string> {
   return page.evaluate('JSON.stringify({ session: { ...sessionStorage }, local: { ...localStorage }, cookies: document.cookie })') as Promise<string>;
 }
 
+/** Every user of the tenant through the JSON list, newest first, walked to the end. */
+async function listNewestFirst(api: TestApi): Promise<Array<{ id: string; created_at: string; external_id: string | null; items_connected: string[]; employers_connected: string[] }>> {
+  const users = [];
+  let url: string | null = '/v2/users?ordering=-created_at&limit=200';
+  while (url) {
+    const res = await api.request({ method: 'GET', url });
+    assert.equal(res.status, 200, res.body);
+    users.push(...res.json.results);
+    url = res.json.next ? follow(res.json.next) : null;
+  }
+  return users;
+}
+
 async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
@@ -155,8 +170,13 @@ describe('the console (sqlite)', () => {
       await page.goto(`${h.base}/console/users`);
       await page.getByLabel('API key id').fill(h.api.tenant.api_key_id);
       await page.getByLabel('API key secret').fill(`${h.api.tenant.api_key_secret}x`);
+      const refused = page.waitForResponse((response) => new URL(response.url()).pathname === '/v2/users');
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.getByRole('alert').filter({ hasText: 'Sign-in failed: this API key id and secret were not accepted' }).waitFor();
+      const response = await refused;
+      assert.equal(response.status(), 401);
+      // A Basic challenge would have a real browser open its own login dialog over the page.
+      assert.doesNotMatch((await response.allHeaders())['www-authenticate'] ?? '', /^\s*basic\b/i, 'no Basic challenge for the console');
       assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0);
       assert.ok(tab.xhrHeaders.length > 0 && tab.xhrHeaders.every((value) => value === 'XMLHttpRequest'), `X-Requested-With on every API request: ${tab.xhrHeaders}`);
       assert.doesNotMatch(await storedByPage(page), new RegExp(h.api.tenant.api_key_secret.slice(0, 12)));
@@ -390,6 +410,91 @@ describe('the console (sqlite)', () => {
       assert.equal(await row.getByRole('button', { name: /Retry/ }).count(), 0, 'nothing to retry once delivered');
       assert.equal(h.receiver.received.length, 2);
       assert.equal(JSON.parse(h.receiver.received[1]?.body ?? '{}').data.user, user);
+      assertCalm(tab);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('lists users newest first, 20 a page, and pages with the API\'s cursors both ways', async () => {
+    for (let i = 0; i < 35; i++) await createUser(h.api, { external_id: `Batch_${String(i).padStart(2, '0')}` });
+    const expected = (await listNewestFirst(h.api)).map((user) => user.id);
+    assert.ok(expected.length > 40, `${expected.length} users: enough for three pages`);
+    const tab = await openConsole(h);
+    const { context, page } = tab;
+    try {
+      await signIn(page, h.base, h.api.tenant);
+      const ids = () => page.getByRole('table').getByRole('link').allInnerTexts();
+      await page.getByRole('link', { name: expected[0] }).waitFor();
+      assert.deepEqual(await ids(), expected.slice(0, 20));
+      assert.equal(await page.getByRole('button', { name: '← Previous page' }).isDisabled(), true);
+      await page.getByRole('button', { name: 'Next page →' }).click();
+      await page.getByRole('link', { name: expected[20] }).waitFor();
+      assert.deepEqual(await ids(), expected.slice(20, 40));
+      assert.match(page.url(), /\/console\/users\?cursor=/, 'the page is in the address: back, forward and reload work');
+      assert.equal(await page.locator('section.results').evaluate((element) => element === element.ownerDocument.activeElement), true, 'focus on the new results');
+      await page.reload();
+      await page.getByRole('link', { name: expected[20] }).waitFor();
+      await page.getByRole('button', { name: '← Previous page' }).click();
+      await page.getByRole('link', { name: expected[0] }).waitFor();
+      assert.deepEqual(await ids(), expected.slice(0, 20));
+      await page.goBack();
+      await page.getByRole('link', { name: expected[20] }).waitFor();
+      assertCalm(tab);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("shows this client's API keys (its own marked, revoked ones too) and none of another client's", async () => {
+    const second = await createApiKey(h.api.db, { name: 'reporting', clientId: h.api.tenant.client_id });
+    const revoked = await createApiKey(h.api.db, { name: 'old-backend', clientId: h.api.tenant.client_id });
+    assert.equal(await revokeApiKey(h.api.db, revoked.api_key_id), true);
+    const foreign = await h.api.newTenant('tenant-keys-other');
+    const tab = await openConsole(h);
+    const { context, page } = tab;
+    try {
+      await signIn(page, h.base, second);
+      await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Keys and export' }).click();
+      const keys = page.getByRole('region', { name: 'API keys' });
+      await keys.getByRole('table').waitFor();
+      const rows = keys.getByRole('row');
+      const byId = async (id: string) => rows.filter({ hasText: id }).innerText();
+      assert.match(await byId(second.api_key_id), /reporting[\s\S]*This console's key[\s\S]*Active/);
+      assert.match(await byId(h.api.tenant.api_key_id), /tenant-a[\s\S]*Active/);
+      assert.doesNotMatch(await byId(h.api.tenant.api_key_id), /This console's key/);
+      assert.match(await byId(revoked.api_key_id), /old-backend[\s\S]*Revoked \d{4}-\d\d-\d\d/);
+      assert.equal(await rows.filter({ hasText: foreign.api_key_id }).count(), 0);
+      assert.equal(await rows.count(), 1 + 3, 'the header and the three keys of this client');
+      assert.doesNotMatch(await page.locator('main').innerText(), new RegExp(second.api_key_secret.slice(0, 12)), 'never a secret');
+      assertCalm(tab);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("downloads the users as CSV (fetched with the key, saved from a Blob) whose rows are the API's list", async () => {
+    await createUser(h.api, { external_id: 'Smith, "Jr"' });
+    const tab = await openConsole(h);
+    const { context, page } = tab;
+    try {
+      await signIn(page, h.base, h.api.tenant, '/console/keys');
+      const downloading = page.waitForEvent('download');
+      await page.getByRole('button', { name: 'Download CSV' }).click();
+      const download = await downloading;
+      assert.equal(download.suggestedFilename(), 'users.csv');
+      assert.match(download.url(), /^blob:/, 'saved from a Blob: the file URL itself never needs the key');
+      const path = await download.path();
+      const text = await readFile(path, 'utf8');
+      await page.getByRole('status').filter({ hasText: /Downloaded users\.csv/ }).waitFor();
+      const [header, ...rows] = parseCsv(text);
+      assert.deepEqual(header, ['id', 'created_at', 'external_id', 'items_connected', 'employers_connected']);
+      const listed = (await listNewestFirst(h.api)).map((u) => [u.id, u.created_at, u.external_id ?? '', u.items_connected.join(';'), u.employers_connected.join(';')]);
+      assert.deepEqual(
+        rows.map((row) => row.map(unguard)),
+        listed,
+      );
+      assert.ok(listed.some((row) => row[2] === 'Smith, "Jr"') && listed.some((row) => row[3] === 'item_walmart'), 'quoted fields and joined lists were compared');
       assertCalm(tab);
     } finally {
       await context.close();

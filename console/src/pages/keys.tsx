@@ -98,7 +98,8 @@ function Export() {
     setDone(null);
     setError(null);
     try {
-      const { blob, filename } = await api.download('/v2/users/export.csv');
+      // In the order of the console's list: newest first.
+      const { blob, filename } = await api.download('/v2/users/export.csv?ordering=-created_at');
       const name = filename ?? `users-${today()}.csv`;
       const url = URL.createObjectURL(blob);
       const link = document.createElement('a');
@@ -123,7 +124,7 @@ function Export() {
     <section class="card" aria-labelledby="export-heading">
       <h2 id="export-heading">Export users</h2>
       <p>
-        Every user of this client as a CSV file: <code>id, created_at, external_id, items_connected, employers_connected</code> (lists joined with{' '}
+        Every user of this client as a CSV file, newest first: <code>id, created_at, external_id, items_connected, employers_connected</code> (lists joined with{' '}
         <code>;</code>).
       </p>
       {done && <Notice>{done}</Notice>}
