@@ -276,6 +276,7 @@ describe('users-api CLI', () => {
           assert.ok(curl, `no curl line in:\n${banner}`);
           const port = server.port;
           assert.ok(curl.includes(`http://127.0.0.1:${port}/v2/users`), curl);
+          assert.ok(banner.includes(`Console (sign in with this key): http://127.0.0.1:${port}/console\n`), banner);
           clientId = banner.match(/client_id\s+(\S+)/)?.[1] ?? '';
           const keyId = banner.match(/api_key_id\s+(\S+)/)?.[1] ?? '';
           const secret = banner.match(/api_key_secret\s+(\S+)/)?.[1] ?? '';

@@ -6,7 +6,9 @@ import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Fastify from 'fastify';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { registerConsole } from '../src/http/console.js';
 import { createApiKey, revokeApiKey, type IssuedKey } from '../src/keys/keys.service.js';
 import { createTestApi, createUser, follow, FULL_USER_BODY, type TestApi } from './helpers/app.js';
 import { connect, createLinkUser, fail } from './helpers/link.js';
@@ -123,6 +125,22 @@ async function listNewestFirst(api: TestApi): Promise<Array<{ id: string; create
 async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
+
+describe('the console without a build', () => {
+  it('answers /console with what to do, not a bare 404', async () => {
+    const app = Fastify();
+    await registerConsole(app, join(ROOT, 'test-results', 'no-such-build'));
+    try {
+      for (const url of ['/console', '/console/users']) {
+        const res = await app.inject({ url });
+        assert.equal(res.statusCode, 404);
+        assert.match(res.json().detail, /The console is not built: run `npm run build`/);
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});
 
 describe('the console (sqlite)', () => {
   let h: Harness;
@@ -446,7 +464,7 @@ describe('the console (sqlite)', () => {
     }
   });
 
-  it("shows this client's API keys (its own marked, revoked ones too) and none of another client's", async () => {
+  it("shows this client's API keys (its own marked, revoked ones too) and none of another client's; a revoked key signs out", async () => {
     const second = await createApiKey(h.api.db, { name: 'reporting', clientId: h.api.tenant.client_id });
     const revoked = await createApiKey(h.api.db, { name: 'old-backend', clientId: h.api.tenant.client_id });
     assert.equal(await revokeApiKey(h.api.db, revoked.api_key_id), true);
@@ -467,6 +485,13 @@ describe('the console (sqlite)', () => {
       assert.equal(await rows.filter({ hasText: foreign.api_key_id }).count(), 0);
       assert.equal(await rows.count(), 1 + 3, 'the header and the three keys of this client');
       assert.doesNotMatch(await page.locator('main').innerText(), new RegExp(second.api_key_secret.slice(0, 12)), 'never a secret');
+
+      // A key revoked while signed in: the next request signs the page out, saying why.
+      assert.equal(await revokeApiKey(h.api.db, second.api_key_id), true);
+      await page.getByRole('navigation', { name: 'Sections' }).getByRole('link', { name: 'Users' }).click();
+      await page.getByRole('status').filter({ hasText: 'The service no longer accepts this API key' }).waitFor();
+      await page.getByRole('button', { name: 'Sign in' }).waitFor();
+      assert.doesNotMatch(await storedByPage(page), new RegExp(second.api_key_secret.slice(0, 12)));
       assertCalm(tab);
     } finally {
       await context.close();
