@@ -65,7 +65,7 @@ interface ConsoleTab {
   page: Page;
   /** JavaScript dialogs (alert, confirm, prompt): none is expected, ever; the console has its own. */
   dialogs: string[];
-  /** Uncaught exceptions in the page. */
+  /** Uncaught exceptions in the page, and console errors (CSP violations among them). */
   errors: string[];
   /** X-Requested-With of every API request the page made. */
   xhrHeaders: (string | undefined)[];
@@ -87,13 +87,22 @@ async function openConsole(h: Harness, viewport = LAPTOP): Promise<ConsoleTab> {
   });
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
+  // Chromium reports CSP violations as console errors; a refused API call (4xx) as "Failed to load resource", expected.
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) errors.push(message.text());
+  });
   return { context, page, dialogs, errors, xhrHeaders };
 }
 
-/** No JavaScript dialog opened and nothing was thrown in the page. */
+/** No JavaScript dialog opened, no error in the page, and every API request said it came from a script. */
 function assertCalm(tab: ConsoleTab): void {
   assert.deepEqual(tab.dialogs, [], 'no JavaScript dialog');
-  assert.deepEqual(tab.errors, [], 'no uncaught error in the page');
+  assert.deepEqual(tab.errors, [], 'no error in the page');
+  assert.deepEqual(
+    tab.xhrHeaders.filter((value) => value !== 'XMLHttpRequest'),
+    [],
+    'X-Requested-With: XMLHttpRequest on every API request',
+  );
 }
 
 async function signIn(page: Page, base: string, key: Pick<IssuedKey, 'api_key_id' | 'api_key_secret'>, path = '/console'): Promise<void> {
@@ -223,8 +232,9 @@ describe('the console (sqlite)', () => {
       await screenshot(page, 'users-phone');
       await page.setViewportSize(LAPTOP);
 
+      // By keyboard: type, then Enter.
       await page.getByLabel('Find by external ID (exact match)').fill('July_Connection');
-      await page.getByRole('button', { name: 'Search' }).click();
+      await page.getByLabel('Find by external ID (exact match)').press('Enter');
       await page.waitForURL(/external_id=July_Connection/);
       const rows = page.getByRole('table').getByRole('row');
       await page.getByRole('link', { name: sarah }).waitFor();
@@ -428,6 +438,14 @@ describe('the console (sqlite)', () => {
       assert.equal(await row.getByRole('button', { name: /Retry/ }).count(), 0, 'nothing to retry once delivered');
       assert.equal(h.receiver.received.length, 2);
       assert.equal(JSON.parse(h.receiver.received[1]?.body ?? '{}').data.user, user);
+
+      await page.setViewportSize(LAPTOP);
+      await page.getByRole('link', { name: '← Webhooks' }).click();
+      await page.getByRole('button', { name: 'Delete backend…' }).click();
+      await page.getByRole('dialog', { name: 'Delete subscription backend?' }).getByRole('button', { name: 'Delete subscription' }).click();
+      await page.getByRole('status').filter({ hasText: 'Subscription backend was deleted.' }).waitFor();
+      await page.getByText('No subscriptions yet').waitFor();
+      assert.deepEqual((await h.api.request({ method: 'GET', url: '/v2/webhooks' })).json.results, []);
       assertCalm(tab);
     } finally {
       await context.close();
