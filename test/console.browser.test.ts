@@ -205,6 +205,8 @@ describe('the console (sqlite)', () => {
       // A Basic challenge would have a real browser open its own login dialog over the page.
       assert.doesNotMatch((await response.allHeaders())['www-authenticate'] ?? '', /^\s*basic\b/i, 'no Basic challenge for the console');
       assert.equal(await page.getByRole('button', { name: 'Sign out' }).count(), 0);
+      await page.setViewportSize(PHONE);
+      await screenshot(page, 'sign-in-error-phone');
       assert.ok(tab.xhrHeaders.length > 0 && tab.xhrHeaders.every((value) => value === 'XMLHttpRequest'), `X-Requested-With on every API request: ${tab.xhrHeaders}`);
       assert.doesNotMatch(await storedByPage(page), new RegExp(h.api.tenant.api_key_secret.slice(0, 12)));
       assertCalm(tab);
@@ -413,6 +415,8 @@ describe('the console (sqlite)', () => {
       await page.getByRole('checkbox', { name: /Include the user/ }).check();
       await page.getByRole('button', { name: 'Create subscription' }).click();
       await page.getByRole('status').filter({ hasText: 'Subscription backend created.' }).waitFor();
+      await page.getByRole('link', { name: 'backend', exact: true }).waitFor();
+      await screenshot(page, 'webhooks');
       const listed = await h.api.request({ method: 'GET', url: '/v2/webhooks' });
       assert.equal(listed.json.results.length, 1);
       const [webhook] = listed.json.results;
@@ -499,9 +503,10 @@ describe('the console (sqlite)', () => {
       assert.match(await byId(second.api_key_id), /reporting[\s\S]*This console's key[\s\S]*Active/);
       assert.match(await byId(h.api.tenant.api_key_id), /tenant-a[\s\S]*Active/);
       assert.doesNotMatch(await byId(h.api.tenant.api_key_id), /This console's key/);
-      assert.match(await byId(revoked.api_key_id), /old-backend[\s\S]*Revoked \d{4}-\d\d-\d\d/);
+      assert.match(await byId(revoked.api_key_id), /old-backend[\s\S]*Revoked\s+\d{4}-\d\d-\d\d/);
       assert.equal(await rows.filter({ hasText: foreign.api_key_id }).count(), 0);
       assert.equal(await rows.count(), 1 + 3, 'the header and the three keys of this client');
+      await screenshot(page, 'keys');
       assert.doesNotMatch(await page.locator('main').innerText(), new RegExp(second.api_key_secret.slice(0, 12)), 'never a secret');
 
       // A key revoked while signed in: the next request signs the page out, saying why.

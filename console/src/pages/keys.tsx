@@ -68,7 +68,10 @@ function Keys() {
                   <td data-label="Status">
                     {key.revoked_at ? (
                       <>
-                        <span class="badge error">Revoked</span> <Time value={key.revoked_at} />
+                        <span class="badge error">Revoked</span>
+                        <span class="when">
+                          <Time value={key.revoked_at} />
+                        </span>
                       </>
                     ) : (
                       <span class="badge connected">Active</span>
