@@ -87,14 +87,5 @@ export interface ApiKey {
   current: boolean;
 }
 
-/** The events a webhook subscription can name (src/webhooks/webhooks.schemas.ts). */
-export const WEBHOOK_EVENTS = [
-  'users.created',
-  'users.updated',
-  'users.removed',
-  'accounts.added',
-  'accounts.connected',
-  'accounts.failed',
-  'accounts.updated',
-  'accounts.removed',
-] as const;
+/** The events a subscription can name: the service's own list. */
+export { WEBHOOK_EVENTS } from '../../src/webhooks/webhooks.events';

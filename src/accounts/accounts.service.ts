@@ -4,7 +4,7 @@ import type { AccountsTable, Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/database.js';
 import { guarded, runTogether, WriteConflictError, type BoundWrite, type Planned } from '../db/prepared.js';
 import type { EventWriter } from '../webhooks/webhooks.repository.js';
-import type { WebhookEvent } from '../webhooks/webhooks.schemas.js';
+import type { WebhookEvent } from '../webhooks/webhooks.events.js';
 import { errors } from '../errors.js';
 import type { CursorCodec } from '../paging/cursor.js';
 import { walkPage, type PageQuery } from '../paging/keyset.js';

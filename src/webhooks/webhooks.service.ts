@@ -8,7 +8,8 @@ import type { PiiCipher } from '../pii/pii.cipher.js';
 import { canonicalUserId, newId } from '../users/users.ids.js';
 import { urlProblem } from './webhooks.address.js';
 import { WebhooksRepository, type DeliveryRow } from './webhooks.repository.js';
-import { WEBHOOK_EVENTS, type CreateWebhookBody, type Delivery, type Webhook } from './webhooks.schemas.js';
+import { WEBHOOK_EVENTS } from './webhooks.events.js';
+import type { CreateWebhookBody, Delivery, Webhook } from './webhooks.schemas.js';
 
 const KNOWN_EVENTS: ReadonlySet<string> = new Set([...WEBHOOK_EVENTS, '*']);
 
