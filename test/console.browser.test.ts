@@ -560,6 +560,7 @@ describe('the console (sqlite)', () => {
       assert.doesNotMatch(await storedByPage(page), /"local":\{"|cookies":"[^"]/, 'never in localStorage or a cookie');
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByRole('button', { name: 'Sign in' }).waitFor();
+      assert.equal(await page.getByLabel('API key id').evaluate((element) => element === element.ownerDocument.activeElement), true, 'ready to sign in again');
       const stored = await storedByPage(page);
       assert.doesNotMatch(stored, new RegExp(h.api.tenant.api_key_secret.slice(0, 12)));
       assert.equal(stored, '{"session":{},"local":{},"cookies":""}');

@@ -53,14 +53,16 @@ export function App() {
     if (route.path === '/') navigate('/users', { replace: true });
   }, [route.path]);
 
-  // After a navigation, focus goes to the new page's heading (a screen reader reads where it is).
+  // After a navigation, focus goes to the new page's heading (a screen reader reads where it is); after signing out,
+  // to the sign-in form's first field.
   useEffect(() => {
     setNotice(takeNotice());
     if (firstPath.current) {
       firstPath.current = false;
       return;
     }
-    main.current?.querySelector<HTMLElement>('h1')?.focus();
+    const target = credentials === null ? main.current?.querySelector('input') : main.current?.querySelector('h1');
+    target?.focus();
   }, [route.path, credentials === null]);
 
   if (!credentials) {
