@@ -443,7 +443,16 @@ describe('the console (sqlite)', () => {
       assert.equal(h.receiver.received.length, 2);
       assert.equal(JSON.parse(h.receiver.received[1]?.body ?? '{}').data.user, user);
 
+      // Newest first: the next event is on top.
+      const later = await createUser(h.api, { external_id: 'Later_Applicant' });
+      await eventually(async () => (await deliveries()).json.results.length === 2, () => 'no second delivery');
       await page.setViewportSize(LAPTOP);
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      const region = page.getByRole('region', { name: 'Deliveries' });
+      await region.getByRole('link', { name: `User ${later}` }).waitFor();
+      const users = await region.getByRole('link', { name: /^User / }).evaluateAll((links) => links.map((link) => link.getAttribute('aria-label')));
+      assert.deepEqual(users, [`User ${later}`, `User ${user}`]);
+
       await page.getByRole('link', { name: '← Webhooks' }).click();
       await page.getByRole('button', { name: 'Delete backend…' }).click();
       await page.getByRole('dialog', { name: 'Delete subscription backend?' }).getByRole('button', { name: 'Delete subscription' }).click();

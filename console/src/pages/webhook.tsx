@@ -66,7 +66,8 @@ export function WebhookPage({ id }: { id: string }) {
 const STATUS_LABELS: Record<Delivery['status'], string> = { pending: 'Pending', delivered: 'Delivered', failed: 'Failed' };
 
 function Deliveries({ webhookId }: { webhookId: string }) {
-  const [path, setPath] = useState(`/v2/webhooks/${webhookId}/deliveries?limit=50`);
+  // Newest first: support looks for what just happened.
+  const [path, setPath] = useState(`/v2/webhooks/${webhookId}/deliveries?ordering=-created_at&limit=50`);
   const deliveries = useLoad((signal) => api.get<Page<Delivery>>(path, { signal }), [path]);
   const [notice, setNotice] = useState<string | null>(null);
   const [problem, setProblem] = useState<string | null>(null);
@@ -112,7 +113,7 @@ function Deliveries({ webhookId }: { webhookId: string }) {
       {deliveries.status === 'ok' && deliveries.data.results.length > 0 && (
         <>
           <table class="stack">
-            <caption class="visually-hidden">Deliveries of this subscription, oldest first</caption>
+            <caption class="visually-hidden">Deliveries of this subscription, newest first</caption>
             <thead>
               <tr>
                 <th scope="col">Event</th>
