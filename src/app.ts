@@ -8,10 +8,13 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Db } from './db/database.js';
 import { basicAuth } from './http/auth.js';
+import { registerConsole } from './http/console.js';
 import { registerErrorHandling, trackMethodsForNotAllowed } from './http/errors.plugin.js';
 import { registerHealth } from './http/health.js';
 import { Idempotency } from './idempotency/idempotency.js';
-import { ApiKeyVerifier } from './keys/keys.service.js';
+import { ApiKeysService, ApiKeyVerifier } from './keys/keys.service.js';
+import { keysRoutes } from './keys/keys.routes.js';
+import { ApiKeySchema } from './keys/keys.schemas.js';
 import { registerJsonBody } from './http/json-body.js';
 import { connectRateLimitStore, registerLoadShedding, registerRateLimit, registerSecurityHeaders, securityHeaders } from './http/limits.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
@@ -98,7 +101,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     if (closing) reply.header('connection', 'close');
   });
 
-  for (const schema of [UserSchema, AccountSchema, WebhookSchema, DeliverySchema, DetailErrorSchema, ValidationErrorSchema]) {
+  for (const schema of [UserSchema, AccountSchema, WebhookSchema, DeliverySchema, ApiKeySchema, DetailErrorSchema, ValidationErrorSchema]) {
     app.addSchema(schema);
   }
 
@@ -121,6 +124,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  await registerConsole(app);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   registerHealth(app, deps.db);
 
@@ -150,6 +154,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       await v2.register(tokensRoutes, { users, idempotency });
       await v2.register(accountsRoutes, { accounts });
       await v2.register(webhooksRoutes, { webhooks });
+      await v2.register(keysRoutes, { keys: new ApiKeysService(deps.db, cursors) });
       addNotAllowed();
     },
     { prefix: '/v2' },

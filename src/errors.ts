@@ -16,16 +16,19 @@ export class ApiError extends Error {
   }
 }
 
-const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="api"' };
+/** How a 401 asks for an API key: HTTP Basic, or the same under a name browsers do not know (see basicAuth). */
+export type BasicChallenge = 'Basic' | 'XBasic';
+const basicChallenge = (scheme: BasicChallenge) => ({ 'www-authenticate': `${scheme} realm="api"` });
 const BEARER_CHALLENGE = { 'www-authenticate': 'Bearer realm="link"' };
 
 export const errors = {
   validation: (fields: FieldErrors) => new ApiError(400, fields),
   jsonParse: (reason: string) => new ApiError(400, { detail: `JSON parse error - ${reason}` }),
   invalidCursor: () => new ApiError(400, { detail: 'Invalid cursor' }),
-  notAuthenticated: () =>
-    new ApiError(401, { detail: 'Authentication credentials were not provided.' }, BASIC_CHALLENGE),
-  authenticationFailed: (detail = 'Invalid username/password.') => new ApiError(401, { detail }, BASIC_CHALLENGE),
+  notAuthenticated: (scheme: BasicChallenge = 'Basic') =>
+    new ApiError(401, { detail: 'Authentication credentials were not provided.' }, basicChallenge(scheme)),
+  authenticationFailed: (detail = 'Invalid username/password.', scheme: BasicChallenge = 'Basic') =>
+    new ApiError(401, { detail }, basicChallenge(scheme)),
   /** The Link routes: a user token as `Authorization: Bearer ...`, in DRF's TokenAuthentication words. */
   bearerNotAuthenticated: () =>
     new ApiError(401, { detail: 'Authentication credentials were not provided.' }, BEARER_CHALLENGE),

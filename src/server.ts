@@ -24,6 +24,7 @@ async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void
       'Try it:',
       `  curl -u '${key.api_key_id}:${key.api_key_secret}' --request POST --url ${baseUrl}/v2/users ` +
         `--header 'accept: application/json' --header 'content-type: application/json'`,
+      `Console (sign in with this key): ${baseUrl}/console`,
       `API reference: ${baseUrl}/docs`,
       '',
       '',

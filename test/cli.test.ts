@@ -276,6 +276,7 @@ describe('users-api CLI', () => {
           assert.ok(curl, `no curl line in:\n${banner}`);
           const port = server.port;
           assert.ok(curl.includes(`http://127.0.0.1:${port}/v2/users`), curl);
+          assert.ok(banner.includes(`Console (sign in with this key): http://127.0.0.1:${port}/console\n`), banner);
           clientId = banner.match(/client_id\s+(\S+)/)?.[1] ?? '';
           const keyId = banner.match(/api_key_id\s+(\S+)/)?.[1] ?? '';
           const secret = banner.match(/api_key_secret\s+(\S+)/)?.[1] ?? '';
@@ -403,7 +404,7 @@ describe('users-api CLI', () => {
     before(() => {
       // What the build reads, copied to a temp dir with the project's node_modules: the tree under test is not rebuilt.
       dir = makeTempDir('build');
-      for (const entry of ['src', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
+      for (const entry of ['src', 'console', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
         cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
       }
       symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
@@ -416,6 +417,7 @@ describe('users-api CLI', () => {
       assert.ok(sources.length > 20);
       const missing = sources.filter((f) => !existsSync(join(dir, 'dist', f.replace(/\.ts$/, '.js'))));
       assert.deepEqual(missing, [], 'compiled files missing from dist/');
+      assert.ok(existsSync(join(dir, 'dist', 'console', 'index.html')), 'the console was not built into dist/console');
     };
     const { version: expected } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 

@@ -18,6 +18,7 @@ type Method = 'get' | 'post' | 'patch' | 'delete';
 const OPERATIONS: Record<string, Method[]> = {
   '/v2/users': ['get', 'post'],
   '/v2/users/{id}': ['delete', 'get', 'patch'],
+  '/v2/users/export.csv': ['get'],
   '/v2/user-tokens': ['post'],
   '/v2/user-tokens/introspect': ['post'],
   '/v2/accounts': ['get'],
@@ -29,6 +30,7 @@ const OPERATIONS: Record<string, Method[]> = {
   '/v2/webhooks/{id}': ['delete', 'get'],
   '/v2/webhooks/{id}/deliveries': ['get'],
   '/v2/webhooks/{id}/deliveries/{delivery}/retry': ['post'],
+  '/v2/api-keys': ['get'],
 };
 
 /** The operations authenticated with a user token (Bearer) rather than an API key. */
@@ -157,24 +159,25 @@ for (const store of STORES) {
         }
       });
 
-      it('declares the optional `limit`, `external_id` and `cursor` query parameters of the list', () => {
+      it('declares the optional `limit`, `external_id`, `ordering` and `cursor` query parameters of the list', () => {
         const query = doc.paths['/v2/users'].get.parameters.filter((p: Json) => p.in === 'query');
-        assert.deepEqual(query.map((p: Json) => p.name).sort(), ['cursor', 'external_id', 'limit']);
+        assert.deepEqual(query.map((p: Json) => p.name).sort(), ['cursor', 'external_id', 'limit', 'ordering']);
         const byName = Object.fromEntries(query.map((p: Json) => [p.name, p]));
         assert.equal(byName.limit.schema.type, 'integer');
         assert.equal(byName.limit.schema.minimum, 1);
         assert.equal(byName.external_id.schema.type, 'string');
         assert.equal(byName.cursor.schema.type, 'string');
+        assert.deepEqual(byName.ordering.schema.enum, ['created_at', '-created_at']);
         for (const p of query) {
           assert.notEqual(p.required, true, p.name);
           assert.equal(typeof p.description, 'string', p.name);
         }
       });
 
-      it('declares the query parameters of the accounts lists: limit, user, item and cursor; the Link list limit and cursor', () => {
+      it('declares the query parameters of the accounts lists: limit, user, item, ordering and cursor; the Link list limit, ordering and cursor', () => {
         for (const [path, names] of [
-          ['/v2/accounts', ['cursor', 'item', 'limit', 'user']],
-          ['/v2/link/accounts', ['cursor', 'limit']],
+          ['/v2/accounts', ['cursor', 'item', 'limit', 'ordering', 'user']],
+          ['/v2/link/accounts', ['cursor', 'limit', 'ordering']],
         ] as const) {
           const query = doc.paths[path].get.parameters.filter((p: Json) => p.in === 'query');
           assert.deepEqual(query.map((p: Json) => p.name).sort(), names, path);
@@ -321,6 +324,13 @@ for (const store of STORES) {
         const filtered = await api.request({ method: 'GET', url: '/v2/users?external_id=page&limit=200' });
         assertDocumented(filtered, '/v2/users', 'get', 200);
         assert.equal(filtered.json.results.length, 2);
+      });
+
+      it('GET /v2/api-keys 200, a page of the client\'s keys', async () => {
+        const res = await api.request({ method: 'GET', url: '/v2/api-keys' });
+        assertDocumented(res, '/v2/api-keys', 'get', 200);
+        assert.deepEqual(res.json.results.map((key: Json) => [key.id, key.current]), [[api.tenant.api_key_id, true]]);
+        assertInvalid(responseValidator(ajv, doc, '/v2/api-keys', 'get', 200), { ...res.json, results: [{ ...res.json.results[0], secret_hash: 'x' }] }, 'a key with its hash');
       });
 
       it('GET /v2/users/{id} 200', async () => {

@@ -18,7 +18,7 @@ export const accountsRoutes: FastifyPluginAsyncTypebox<{ accounts: AccountsServi
         operationId: 'listAccounts',
         summary: 'List all accounts',
         description:
-          'Returns a paginated list of the accounts (payroll connections) of all users, oldest first; filter by `user` or `item`. ' +
+          'Returns a paginated list of the accounts (payroll connections) of all users, oldest first (or newest first: `ordering`); filter by `user` or `item`. ' +
           'Paging works as for users.',
         querystring: ListAccountsQuerySchema,
         response: { 200: { ...pageSchema('Account'), description: 'A page of accounts.' }, ...errorResponses(400) },

@@ -4,19 +4,17 @@ import type { AccountsTable, Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/database.js';
 import { guarded, runTogether, WriteConflictError, type BoundWrite, type Planned } from '../db/prepared.js';
 import type { EventWriter } from '../webhooks/webhooks.repository.js';
-import type { WebhookEvent } from '../webhooks/webhooks.schemas.js';
+import type { WebhookEvent } from '../webhooks/webhooks.events.js';
 import { errors } from '../errors.js';
 import type { CursorCodec } from '../paging/cursor.js';
-import { walkPage } from '../paging/keyset.js';
+import { walkPage, type PageQuery } from '../paging/keyset.js';
 import { canonicalUserId, newId } from '../users/users.ids.js';
 import { AccountsRepository } from './accounts.repository.js';
 import { CONNECTION_ERRORS, type Account, type ConnectionErrorCode, type CreateAccountBody, type ReportConnectionBody } from './accounts.schemas.js';
 
 const UPDATE_ATTEMPTS = 20;
 
-export interface AccountsQuery {
-  limit?: number;
-  cursor?: string;
+export interface AccountsQuery extends PageQuery {
   user?: string;
   item?: string;
 }
@@ -99,7 +97,7 @@ export class AccountsService {
     return this.outbox.eventWrites(row.client_id, event, { user: row.user_id, account: row.id }, () => accountRowToAccount(row));
   }
 
-  /** GET /v2/accounts: the client's accounts, oldest first, filtered by user and item. */
+  /** GET /v2/accounts: the client's accounts in either order, filtered by user and item. */
   async list(clientId: string, query: AccountsQuery, baseUrl: string): Promise<AccountPage> {
     const user = query.user === undefined ? undefined : canonicalUserId(query.user);
     if (query.user !== undefined && user === undefined) throw errors.validation({ user: ['Enter a valid UUID.'] });
@@ -118,7 +116,7 @@ export class AccountsService {
     filters: Record<string, string | undefined>,
     link: (cursor: string) => string,
   ): Promise<AccountPage> {
-    const { next, previous, rows } = await walkPage(this.repo.pages, this.cursors, clientId, list, { limit: query.limit, cursor: query.cursor, filters }, link);
+    const { next, previous, rows } = await walkPage(this.repo.pages, this.cursors, clientId, list, { limit: query.limit, cursor: query.cursor, ordering: query.ordering, filters }, link);
     return { next, previous, results: rows.map(accountRowToAccount) };
   }
 

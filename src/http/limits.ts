@@ -19,14 +19,35 @@ const API_HEADERS = {
   'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
 };
 
+/**
+ * The console (src/http/console.ts) runs its own scripts and styles and calls the API from the same origin, nothing
+ * else: no inline code, no other origin, no framing, and its forms never submit natively (its code sends them).
+ * Its files override no-store with their own caching.
+ */
+const CONSOLE_HEADERS = {
+  ...COMMON_HEADERS,
+  'cache-control': 'no-store',
+  'content-security-policy':
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+    "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'cross-origin-opener-policy': 'same-origin',
+};
+
 /** The API reference page and its assets load scripts and styles: no CSP or no-store for them. */
 const DOCS_PAGE = /^\/docs(?:[/?]|$)/;
+const CONSOLE_PAGE = /^\/console(?:[/?]|$)/;
+
+function pageHeaders(url: string): Record<string, string> {
+  if (DOCS_PAGE.test(url)) return COMMON_HEADERS;
+  if (CONSOLE_PAGE.test(url)) return CONSOLE_HEADERS;
+  return API_HEADERS;
+}
 
 /** Headers for every response: nothing sniffed, framed, cached or referred; and the request id. */
 export function securityHeaders(request: FastifyRequest): Record<string, string> {
   const headers: Record<string, string> = {
     'x-request-id': request.id,
-    ...(DOCS_PAGE.test(request.url) ? COMMON_HEADERS : API_HEADERS),
+    ...pageHeaders(request.url),
   };
   if (request.protocol === 'https') headers['strict-transport-security'] = 'max-age=31536000';
   return headers;

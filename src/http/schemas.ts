@@ -1,5 +1,6 @@
-// Shared response shapes: the DRF error bodies every route can answer with.
+// Shared request and response shapes: the DRF error bodies every route can answer with, the paged lists' query and envelope.
 import { Type, type TSchema } from 'typebox';
+import { ORDERINGS, type Ordering } from '../paging/keyset.js';
 
 export const DetailErrorSchema = Type.Object(
   { detail: Type.String() },
@@ -37,7 +38,10 @@ type ErrorStatus = keyof typeof ERROR_RESPONSES;
 /** The error responses every API-key route can give (401, 429), plus the ones listed. */
 export function errorResponses(...extra: ErrorStatus[]): Record<number, unknown> {
   const responses: Record<number, unknown> = {
-    401: ref('DetailError', 'Missing or invalid API key credentials.'),
+    401: ref(
+      'DetailError',
+      'Missing or invalid API key credentials. `WWW-Authenticate: Basic`, or `XBasic` (no browser login dialog) for `X-Requested-With: XMLHttpRequest`.',
+    ),
     429: ref('DetailError', 'Too many requests for this API key; see Retry-After.'),
   };
   for (const status of extra) responses[status] = ERROR_RESPONSES[status];
@@ -54,8 +58,21 @@ export function linkErrorResponses(...extra: ErrorStatus[]): Record<number, unkn
 }
 
 /**
- * The query of a paged list: `limit` and `cursor`, and the list's own filters. Every filter and the limit are sealed
- * in the cursor, so a `next` or `previous` URL carries the cursor alone.
+ * `ordering`, in DRF's OrderingFilter style. `x-invalid-choice` completes the validator's "is not a valid choice."
+ * so that the error names the values there are.
+ */
+export const OrderingSchema = Type.Unsafe<Ordering>({
+  type: 'string',
+  enum: [...ORDERINGS],
+  description:
+    '`created_at` (the default): oldest first; `-created_at`: newest first. Sealed in the cursor with the limit and ' +
+    'filters, so it is ignored beside a `cursor`.',
+  'x-invalid-choice': 'Use created_at (oldest first, the default) or -created_at (newest first).',
+});
+
+/**
+ * The query of a paged list: `limit`, `ordering` and `cursor`, and the list's own filters. Every filter, the ordering
+ * and the limit are sealed in the cursor, so a `next` or `previous` URL carries the cursor alone.
  */
 export function pageQuerySchema<F extends Record<string, TSchema>>(things: string, filters: F) {
   return Type.Partial(
@@ -65,8 +82,10 @@ export function pageQuerySchema<F extends Record<string, TSchema>>(things: strin
         description: `Number of ${things} returned per page. Default: 10. Maximum: 200 (larger values are treated as 200).`,
       }),
       ...filters,
+      ordering: OrderingSchema,
       cursor: Type.String({
-        description: 'Opaque cursor from the `next` or `previous` URL of a previous page; it carries the limit and filters of the walk.',
+        description:
+          'Opaque cursor from the `next` or `previous` URL of a previous page; it carries the limit, ordering and filters of the walk.',
       }),
     }),
   );

@@ -103,8 +103,10 @@ function messageFor(error: ErrorObject, formats: Record<string, FormatMessage>):
       return `Ensure this value is less than or equal to ${params.limit}.`;
     case 'required':
       return 'This field is required.';
-    case 'enum':
-      return `"${String(data)}" is not a valid choice.`;
+    case 'enum': {
+      const hint = (error.parentSchema as { 'x-invalid-choice'?: string } | undefined)?.['x-invalid-choice'];
+      return `"${String(data)}" is not a valid choice.${hint === undefined ? '' : ` ${hint}`}`;
+    }
     case 'maxItems':
       return `Ensure this field has no more than ${params.limit} elements.`;
     case 'format': {

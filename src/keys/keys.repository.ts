@@ -1,5 +1,21 @@
 // SQL for tenants (clients) and their API keys.
 import type { ApiKeysTable, ClientsTable, Db } from '../db/database.js';
+import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
+
+/** A key as it is listed: never its secret's hash. */
+export type ListedKeyRow = Omit<ApiKeysTable, 'secret_hash'>;
+
+const LISTED_COLUMNS = ['id', 'client_id', 'name', 'created_at', 'revoked_at'] as const satisfies ReadonlyArray<keyof ListedKeyRow>;
+
+/** Pages of a client's keys in creation order: key ids are random, so created_at leads the keyset and the id breaks ties. */
+export function apiKeyPages(db: Db): KeysetSource<ListedKeyRow> {
+  const queries = new KeysetQueries(db, 'api_keys', {}, ['created_at', 'id']);
+  return {
+    page: (position, limit) => queries.page(position, limit, LISTED_COLUMNS),
+    hasBeyond: (position) => queries.hasBeyond(position),
+    keyOf: (row) => queries.keyOf(row),
+  };
+}
 
 export async function insertClient(db: Db, client: ClientsTable): Promise<void> {
   await db.insertInto('clients').values(client).execute();
@@ -22,10 +38,10 @@ export async function findActiveApiKey(db: Db, id: string): Promise<Pick<ApiKeys
     .executeTakeFirst();
 }
 
-export async function listApiKeys(db: Db): Promise<Omit<ApiKeysTable, 'secret_hash'>[]> {
+export async function listApiKeys(db: Db): Promise<ListedKeyRow[]> {
   return db
     .selectFrom('api_keys')
-    .select(['id', 'client_id', 'name', 'created_at', 'revoked_at'])
+    .select(LISTED_COLUMNS)
     .orderBy('created_at')
     .orderBy('id')
     .execute();

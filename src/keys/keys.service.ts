@@ -2,8 +2,11 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { timestampNow } from '../clock.js';
 import { storedTimeToIso, type Db } from '../db/database.js';
+import type { CursorCodec } from '../paging/cursor.js';
+import { walkPage, type PageQuery } from '../paging/keyset.js';
 import { UUID } from '../users/users.ids.js';
 import * as repo from './keys.repository.js';
+import type { ApiKey } from './keys.schemas.js';
 
 export interface IssuedKey {
   client_id: string;
@@ -99,6 +102,31 @@ export async function listApiKeys(db: Db): Promise<ListedKey[]> {
 }
 
 export const countActiveApiKeys = repo.countActiveApiKeys;
+
+/** GET /v2/api-keys: a client's own keys, paged. */
+export class ApiKeysService {
+  private readonly pages;
+
+  constructor(
+    db: Db,
+    private readonly cursors: CursorCodec,
+  ) {
+    this.pages = repo.apiKeyPages(db);
+  }
+
+  /** The keys of `clientId`; `currentKeyId` (the key making the request) is marked `current`. */
+  async list(clientId: string, currentKeyId: string, query: PageQuery, baseUrl: string): Promise<{ next: string | null; previous: string | null; results: ApiKey[] }> {
+    const { next, previous, rows } = await walkPage(this.pages, this.cursors, clientId, 'api-keys', { ...query, filters: {} }, (cursor) => `${baseUrl}/v2/api-keys?cursor=${cursor}`);
+    const results = rows.map((row) => ({
+      id: row.id,
+      name: row.name,
+      created_at: storedTimeToIso(row.created_at),
+      revoked_at: row.revoked_at === null ? null : storedTimeToIso(row.revoked_at),
+      current: row.id === currentKeyId,
+    }));
+    return { next, previous, results };
+  }
+}
 
 export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
   return API_KEY_ID.test(id) && repo.revokeApiKey(db, id, timestampNow());

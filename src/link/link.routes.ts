@@ -40,7 +40,7 @@ export const linkRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; accoun
         security,
         operationId: 'listLinkAccounts',
         summary: "List the user's accounts",
-        description: "The token's user's accounts, oldest first: what is connected already and what failed.",
+        description: "The token's user's accounts, oldest first (or newest first: `ordering`): what is connected already and what failed.",
         querystring: LinkQuerySchema,
         response: { 200: { ...pageSchema('Account'), description: 'A page of accounts.' }, ...linkErrorResponses(400) },
       },

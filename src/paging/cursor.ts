@@ -1,27 +1,32 @@
-// Opaque paging cursors: the position, direction, limit and filters of a walk, sealed (AES-256-GCM) to one client
-// and one list (a users cursor is not an accounts cursor).
+// Opaque paging cursors: the position, direction, limit, order and filters of a walk, sealed (AES-256-GCM) to one
+// client and one list (a users cursor is not an accounts cursor).
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { errors } from '../errors.js';
 import { deriveKey } from '../secrets.js';
 
 export interface CursorState {
-  /** 'next' reads ids after `key` ascending, 'previous' reads ids before `key`. */
+  /** 'next' reads the rows after `key` in the list's order, 'previous' the rows before it. */
   direction: 'next' | 'previous';
   key: string;
-  /** For 'previous' only: include `key` itself (used from an empty page past the end). */
+  /** Include `key` itself (used from an empty page past the end). */
   inclusive: boolean;
   limit: number;
+  /** The list's order: 'asc' (oldest first) or 'desc' (newest first). */
+  order: SortOrder;
   /** The list's filters (only those given), e.g. {external_id: "..."}. */
   filters: Filters;
 }
 
 export type Filters = Readonly<Record<string, string>>;
+export type SortOrder = 'asc' | 'desc';
 
 interface Sealed {
   d: 'n' | 'p';
   k: string;
   i?: 1;
   l: number;
+  /** Set for newest first; absent (oldest first) in cursors issued before lists had an order. */
+  o?: 'd';
   f?: Filters;
 }
 
@@ -45,6 +50,7 @@ export class CursorCodec {
   encode(clientId: string, list: string, state: CursorState): string {
     const sealed: Sealed = { d: state.direction === 'next' ? 'n' : 'p', k: state.key, l: state.limit };
     if (state.inclusive) sealed.i = 1;
+    if (state.order === 'desc') sealed.o = 'd';
     if (Object.keys(state.filters).length > 0) sealed.f = state.filters;
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv(CIPHER, this.key, iv, { authTagLength: TAG_BYTES }).setAAD(associatedData(clientId, list));
@@ -77,6 +83,7 @@ export class CursorCodec {
       key: sealed.k,
       inclusive: sealed.i === 1,
       limit: sealed.l,
+      order: sealed.o === 'd' ? 'desc' : 'asc',
       filters: sealed.f ?? {},
     };
   }

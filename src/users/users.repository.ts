@@ -12,6 +12,10 @@ export interface UserRow extends Omit<UsersTable, 'pii'> {
   birth_day: number | null;
 }
 
+/** What the CSV export reads of a user: nothing personal, so nothing to decrypt. */
+export type UserSummaryRow = Pick<UsersTable, 'id' | 'created_at' | 'external_id' | 'items_connected' | 'employers_connected'>;
+const SUMMARY_COLUMNS = ['id', 'created_at', 'external_id', 'items_connected', 'employers_connected'] as const satisfies ReadonlyArray<keyof UserSummaryRow>;
+
 /** What the `pii` column holds, encrypted. */
 interface SealedFields {
   ssn: string | null;
@@ -56,6 +60,8 @@ export class UsersRepository {
   private readonly removeVersion;
   /** Pages of users in id order, filtered by external_id, decrypted. */
   readonly pages: KeysetSource<UserRow>;
+  /** The same pages with the summary columns only (never the personal ones). */
+  readonly summaryPages: KeysetSource<UserSummaryRow>;
   /** On SQLite: a deleted or overwritten user's old bytes are scrubbed from the WAL soon after (see wal-scrub.ts). */
   private readonly embedded: EmbeddedSqlite | undefined;
 
@@ -83,6 +89,10 @@ export class UsersRepository {
     const pages = new KeysetQueries(db, 'users', { external_id: 'external_id' });
     this.pages = {
       page: async (position, limit) => (await pages.page(position, limit)).map((row) => this.open(row)),
+      hasBeyond: (position) => pages.hasBeyond(position),
+    };
+    this.summaryPages = {
+      page: (position, limit) => pages.page(position, limit, SUMMARY_COLUMNS),
       hasBeyond: (position) => pages.hasBeyond(position),
     };
     this.embedded = embeddedSqliteOf(db);

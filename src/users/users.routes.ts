@@ -1,11 +1,15 @@
 // HTTP routes of /v2/users: schemas and status codes only; the rules live in UsersService.
+import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Idempotency } from '../idempotency/idempotency.js';
 import { errorResponses, IdempotencyHeadersSchema, IfMatchHeadersSchema } from '../http/schemas.js';
 import { baseUrl } from '../http/base-url.js';
+import { startedStream } from '../http/streams.js';
+import { CSV_COLUMNS } from './users.export.js';
 import {
   CreateUserResponseSchema,
+  ExportUsersQuerySchema,
   ListUsersQuerySchema,
   ListUsersResponseSchema,
   UserIdParamsSchema,
@@ -56,13 +60,49 @@ export const usersRoutes: FastifyPluginAsyncTypebox<{ users: UsersService; idemp
         operationId: 'listUsers',
         summary: 'List all users',
         description:
-          'Returns a paginated list of all user objects, oldest first. Follow `next`/`previous` to walk the list; ' +
+          'Returns a paginated list of all user objects, oldest first (newest first with `ordering=-created_at`). ' +
+          'Follow `next`/`previous` to walk the list; ' +
           'a walk returns every user that exists throughout it exactly once.',
         querystring: ListUsersQuerySchema,
         response: { 200: { ...ListUsersResponseSchema, description: 'A page of users.' }, ...errorResponses(400) },
       },
     },
     async (request) => users.list(request.clientId, request.query, baseUrl(request)),
+  );
+
+  // A static path: find-my-way matches it before /users/:id.
+  app.get(
+    '/users/export.csv',
+    {
+      schema: {
+        tags,
+        operationId: 'exportUsersCsv',
+        summary: 'Export users as CSV',
+        description:
+          'Every user of the client as CSV (`text/csv; charset=utf-8`, `Content-Disposition: attachment; filename="users.csv"`), ' +
+          `streamed: the header row \`${CSV_COLUMNS.join(',')}\`, then one row per user, filtered by \`external_id\` and ` +
+          'ordered by `ordering` as the list is. Never personal data (no name, email, phone, SSN, birth date or address). ' +
+          'RFC 4180: lines end in CRLF; a field holding a comma, a double quote, CR or LF is quoted, its quotes doubled. ' +
+          '`items_connected` and `employers_connected` are joined with `;` in their field; a null (or blank) `external_id` is ' +
+          'an empty field. Against formula injection, a field that starts with `=`, `+`, `-`, `@`, a tab, CR or `\'` gets one ' +
+          "leading `'` (remove one leading `'` to get the value back).",
+        querystring: ExportUsersQuerySchema,
+        response: {
+          200: {
+            description: 'The CSV, streamed.',
+            // Sent as a stream, never serialized: typed so, documented as the string it is.
+            content: { 'text/csv': { schema: Type.Unsafe<Readable>({ type: 'string', description: `${CSV_COLUMNS.join(',')}, CRLF line ends.` }) } },
+          },
+          ...errorResponses(400),
+        },
+      },
+    },
+    async (request, reply) => {
+      reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="users.csv"');
+      // Fastify answers HEAD by reading the GET's stream to its end and dropping it: here, that would be the whole walk.
+      if (request.method === 'HEAD') return reply.send(Readable.from([]));
+      return reply.send(await startedStream(users.exportCsv(request.clientId, request.query)));
+    },
   );
 
   app.get(

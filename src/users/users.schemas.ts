@@ -1,6 +1,6 @@
 // TypeBox schemas of the Users API: they validate requests, serialize responses and make the OpenAPI document.
 import { Type, type Static, type TSchema } from 'typebox';
-import { pageQuerySchema, pageSchema } from '../http/schemas.js';
+import { OrderingSchema, pageQuerySchema, pageSchema } from '../http/schemas.js';
 import type { StringFormat } from '../http/validation.js';
 import { COUNTRY_CODES, isEmail, isEndUserPhone, isSsn, toE164 } from './users.formats.js';
 
@@ -157,8 +157,12 @@ export const UserIdParamsSchema = Type.Object({
   id: Type.String({ format: 'uuid', description: 'ID of the user object.' }),
 });
 
-export const ListUsersQuerySchema = pageQuerySchema('user objects', {
-  external_id: Type.String({ description: 'Filter users by `external_id`. Exact matches only.' }),
-});
+const ExternalIdFilterSchema = Type.String({ description: 'Filter users by `external_id`. Exact matches only.' });
+
+export const ListUsersQuerySchema = pageQuerySchema('user objects', { external_id: ExternalIdFilterSchema });
+
+/** The list's filter and ordering; no paging, since the export is the whole walk. */
+export const ExportUsersQuerySchema = Type.Partial(Type.Object({ external_id: ExternalIdFilterSchema, ordering: OrderingSchema }));
+export type ExportUsersQuery = Static<typeof ExportUsersQuerySchema>;
 
 export const ListUsersResponseSchema = pageSchema('User');

@@ -4,19 +4,18 @@ import { guarded, runTogether, WriteConflictError, type BoundWrite, type Planned
 import type { EventWriter } from '../webhooks/webhooks.repository.js';
 import type { UserTokens } from '../tokens/tokens.js';
 import type { CursorCodec } from '../paging/cursor.js';
-import { walkPage } from '../paging/keyset.js';
+import { sortOrderOf, walkPage, type PageQuery } from '../paging/keyset.js';
 import { timestampNow } from '../clock.js';
 import { toE164 } from './users.formats.js';
 import { canonicalUserId, newId } from './users.ids.js';
 import type { UserRow, UsersRepository } from './users.repository.js';
-import { EXTERNAL_METADATA_MAX_BYTES, type User, type UserInput } from './users.schemas.js';
+import { usersCsv } from './users.export.js';
+import { EXTERNAL_METADATA_MAX_BYTES, type ExportUsersQuery, type User, type UserInput } from './users.schemas.js';
 
 const PATCH_ATTEMPTS = 20;
 
-export interface ListQuery {
-  limit?: number;
+export interface ListQuery extends PageQuery {
   external_id?: string;
-  cursor?: string;
 }
 
 export interface UserPage {
@@ -317,10 +316,15 @@ export class UsersService {
       this.cursors,
       clientId,
       'users',
-      { limit: query.limit, cursor: query.cursor, filters: { external_id: query.external_id } },
+      { limit: query.limit, cursor: query.cursor, ordering: query.ordering, filters: { external_id: query.external_id } },
       (cursor) => `${baseUrl}/v2/users?cursor=${cursor}`,
     );
     return { next, previous, results: rows.map(userRowToUser) };
+  }
+
+  /** GET /v2/users/export.csv: every user of the client (filtered and ordered as the list), a page at a time. */
+  exportCsv(clientId: string, query: ExportUsersQuery): AsyncGenerator<string> {
+    return usersCsv(this.repo, clientId, { externalId: query.external_id, order: sortOrderOf(query.ordering) });
   }
 
   private async findRow(clientId: string, rawId: string): Promise<UserRow> {

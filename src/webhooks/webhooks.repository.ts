@@ -7,7 +7,7 @@ import { prepare, runTogether, type BoundWrite } from '../db/prepared.js';
 import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { newId } from '../users/users.ids.js';
-import type { WebhookEvent } from './webhooks.schemas.js';
+import type { WebhookEvent } from './webhooks.events.js';
 
 export type DeliveryRow = Omit<WebhookDeliveriesTable, 'seq'> & { seq: number };
 

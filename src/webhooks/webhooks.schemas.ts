@@ -1,18 +1,6 @@
-// Webhook subscriptions and their deliveries, as the API shows them; the events a subscription can name.
+// Webhook subscriptions and their deliveries, as the API shows them (the events they can name: webhooks.events.ts).
 import { Type, type Static } from 'typebox';
 import { pageQuerySchema } from '../http/schemas.js';
-
-export const WEBHOOK_EVENTS = [
-  'users.created',
-  'users.updated',
-  'users.removed',
-  'accounts.added',
-  'accounts.connected',
-  'accounts.failed',
-  'accounts.updated',
-  'accounts.removed',
-] as const;
-export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 const timestamp = (description: string) => Type.String({ format: 'date-time', description });
 const nullableString = (description: string) => Type.Unsafe<string | null>({ type: ['string', 'null'], description });

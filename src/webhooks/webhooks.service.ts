@@ -3,12 +3,13 @@ import { timestampNow } from '../clock.js';
 import type { WebhooksTable } from '../db/database.js';
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
 import type { CursorCodec } from '../paging/cursor.js';
-import { walkPage } from '../paging/keyset.js';
+import { walkPage, type PageQuery } from '../paging/keyset.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { canonicalUserId, newId } from '../users/users.ids.js';
 import { urlProblem } from './webhooks.address.js';
 import { WebhooksRepository, type DeliveryRow } from './webhooks.repository.js';
-import { WEBHOOK_EVENTS, type CreateWebhookBody, type Delivery, type Webhook } from './webhooks.schemas.js';
+import { WEBHOOK_EVENTS } from './webhooks.events.js';
+import type { CreateWebhookBody, Delivery, Webhook } from './webhooks.schemas.js';
 
 const KNOWN_EVENTS: ReadonlySet<string> = new Set([...WEBHOOK_EVENTS, '*']);
 
@@ -77,7 +78,7 @@ export class WebhooksService {
     return toWebhook(row);
   }
 
-  async list(clientId: string, query: { limit?: number; cursor?: string }, baseUrl: string): Promise<Page<Webhook>> {
+  async list(clientId: string, query: PageQuery, baseUrl: string): Promise<Page<Webhook>> {
     const { next, previous, rows } = await walkPage(this.repo.subscriptionPages, this.cursors, clientId, 'webhooks', { ...query, filters: {} }, (c) => `${baseUrl}/v2/webhooks?cursor=${c}`);
     return { next, previous, results: rows.map(toWebhook) };
   }
@@ -102,7 +103,7 @@ export class WebhooksService {
     if (id === undefined || !(await this.repo.deleteSubscription(clientId, id))) throw errors.notFound();
   }
 
-  async deliveries(clientId: string, rawId: string, query: { limit?: number; cursor?: string }, baseUrl: string): Promise<Page<Delivery>> {
+  async deliveries(clientId: string, rawId: string, query: PageQuery, baseUrl: string): Promise<Page<Delivery>> {
     const webhook = await this.findRow(clientId, rawId);
     const { next, previous, rows } = await walkPage(
       this.repo.deliveryPages,
