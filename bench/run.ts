@@ -16,6 +16,7 @@
 //   BENCH_SCALE=1: also a fresh store of BENCH_SCALE_USERS (1,000,000) users: timed import, cold start,
 //     memory, and the lookups and lists at both sizes, at full load and with one connection
 //   BENCH_SEED_USERS (10000)   BENCH_TOOL (auto|autocannon|wrk)   BENCH_OUTPUT (write all results as JSON)
+//   BENCH_EXPORT_USERS (100000): users in the CSV export scenario (bench/export.ts)
 //   BENCH_RETRIES (2)   BENCH_MAX_OTHER_CPU (0.1 cores)   BENCH_SERVER_CPUS (0)   BENCH_LOAD_CPUS (1)
 //   BENCH_SERVER_NODE_ARGS (extra Node.js flags for the server, for experiments)
 //   BENCH_WEBHOOK_ROUNDS (3): interleaved rounds of plain and subscribed creates
@@ -27,6 +28,7 @@ import type { AddressInfo } from 'node:net';
 import { createWriteStream, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { externalIdFor, patchBodies, prng, userBodies } from './data.js';
+import { exportTable, measureExport, type ExportResult } from './export.js';
 import {
   authorization,
   build,
@@ -84,6 +86,7 @@ interface SizeReport {
 
 const rows: Row[] = [];
 const sizes: SizeReport[] = [];
+const exports: ExportResult[] = [];
 const notes: string[] = [];
 
 // ---------------------------------------------------------------- seed data
@@ -563,6 +566,7 @@ function report(command: string, service: string): string {
       ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   );
+  if (exports.length > 0) out.push('', exportTable(exports));
   const targets = evaluate(ceilingRps);
   if (targets.length > 0) {
     out.push('');
@@ -629,11 +633,16 @@ async function main(): Promise<void> {
     const large = await writeSeed(dir, settings.scaleUsers, 2);
     for (const kind of settings.stores) await scaleStore(kind, dir, large);
   }
+  const exportUsers = Math.round(Number(process.env.BENCH_EXPORT_USERS ?? 100_000));
+  const exportSeed = await writeSeed(dir, exportUsers, 3);
+  for (const kind of settings.stores) {
+    if (kind === 'sqlite' || (await postgresReachable())) exports.push(await measureExport(kind, exportSeed.file, exportUsers));
+  }
   await measureCeiling(dir, 'last');
   const text = report(command, service);
   process.stdout.write(`\n${text}\n`);
   if (process.env.BENCH_OUTPUT) {
-    writeFileSync(process.env.BENCH_OUTPUT, JSON.stringify({ command, machine: machine(), settings, rows, sizes, notes, report: text }, null, 2));
+    writeFileSync(process.env.BENCH_OUTPUT, JSON.stringify({ command, machine: machine(), settings, rows, sizes, exports, notes, report: text }, null, 2));
   }
 }
 

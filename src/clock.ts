@@ -20,5 +20,15 @@ export function isoMicros(micros: number): string {
   return `${new Date(millis).toISOString().slice(0, 23)}${String(micros % 1000).padStart(3, '0')}Z`;
 }
 
+/** The instant of a time in the API's form (isoMicros's inverse), or undefined for any other text or one before 1970. */
+export function parseIsoMicros(text: string): number | undefined {
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/.test(text)) return undefined;
+  const millis = Date.parse(`${text.slice(0, 23)}Z`);
+  if (!(millis >= 0)) return undefined;
+  const micros = millis * 1000 + Number(text.slice(23, 26));
+  // Date.parse rolls 2023-02-30 over to March: only a time that reads back the same is one.
+  return isoMicros(micros) === text ? micros : undefined;
+}
+
 /** The current time in the API's form. */
 export const timestampNow = (): string => isoMicros(nowMicros());

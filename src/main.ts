@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-// The users-api command: serve, migrate, keys, pii, import.
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+// The users-api command: serve, migrate, keys, pii, import, export, webhooks.
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, ENVIRONMENT_HELP, loadConfig, type Config } from './config.js';
 import { connectDatabase, DatabaseUnavailableError, type Db } from './db/database.js';
 import { migrateToLatest } from './db/migrations.js';
+import { once } from 'node:events';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
 import { clientExists, createApiKey, KeyError, listApiKeys, revokeApiKey } from './keys/keys.service.js';
 import { newPiiKeyEntry, PiiCipher } from './pii/pii.cipher.js';
 import { resolveSecrets } from './secrets.js';
+import { usersCsv } from './users/users.export.js';
 import { importUsers, type ImportProgress } from './users/users.import.js';
+import { usersNdjson } from './users/users.ndjson.js';
 import { UsersRepository } from './users/users.repository.js';
 import { RotationRefusedError, rotatePii } from './pii/pii.rotate.js';
 import { serve } from './server.js';
@@ -159,7 +163,10 @@ pii
 
 program
   .command('import')
-  .description('bulk-create users from NDJSON: one POST /v2/users body per line (at most BODY_LIMIT bytes), read and validated the same way')
+  .description(
+    'bulk-create users from NDJSON: one POST /v2/users body per line (at most BODY_LIMIT bytes), read and validated the ' +
+      'same way; a line of users-api export --format ndjson restores its user, id and created_at included',
+  )
   .requiredOption('--client <client_id>', 'the client (tenant) the users belong to')
   .argument('[file]', 'NDJSON file; standard input when omitted or "-"')
   .action(async (file: string | undefined, options: { client: string }) => {
@@ -189,6 +196,69 @@ program
     report(progress, true);
     out(JSON.stringify(progress));
     if (progress.rejected > 0) process.exitCode = 1;
+  });
+
+/**
+ * Writes `chunks` to `file`, or to standard output without one (or "-"), each chunk once the last is taken. A file
+ * is written under a temporary name beside it, created owner-only (0600, whatever the umask), and renamed over
+ * `file` when complete: it is never readable by others, not even when `file` existed with a wider mode, and a failed
+ * export leaves no partial file behind.
+ */
+async function writeOut(chunks: AsyncIterable<string>, file: string | undefined): Promise<void> {
+  if (file === undefined || file === '-') {
+    // A reader that goes away (EPIPE) fails the command rather than the process.
+    let broken: Error | undefined;
+    const onError = (error: Error) => (broken = error);
+    process.stdout.on('error', onError);
+    try {
+      for await (const chunk of chunks) {
+        if (broken) throw broken;
+        if (!process.stdout.write(chunk)) await once(process.stdout, 'drain');
+      }
+    } finally {
+      process.stdout.off('error', onError);
+    }
+    return;
+  }
+  const partial = `${file}.${process.pid}.partial`;
+  const handle = await open(partial, 'wx', 0o600);
+  try {
+    for await (const chunk of chunks) await handle.write(chunk);
+    await handle.sync();
+    await handle.close();
+    await rename(partial, file);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await rm(partial, { force: true });
+    throw error;
+  }
+}
+
+program
+  .command('export')
+  .description(
+    "write a client's users, oldest first: csv as GET /v2/users/export.csv (nothing personal), or ndjson with every " +
+      'field decrypted, SSN, birth date and address included, one user per line as users-api import reads it back',
+  )
+  .requiredOption('--client <client_id>', 'the client (tenant) whose users to write')
+  .addOption(new Option('--format <format>', 'csv or ndjson').choices(['csv', 'ndjson']).makeOptionMandatory())
+  .option(
+    '--output <file>',
+    'write to FILE instead of standard output. The file is created owner-only (mode 0600), replacing FILE only once ' +
+      'complete: the ndjson holds personal data in clear',
+  )
+  .addHelpText(
+    'after',
+    '\nThe ndjson holds SSNs, birth dates and addresses in clear: prefer --output, which makes the file owner-only\n' +
+      '(0600). Standard output redirected by a shell (> file) gets the umask\'s mode instead, often 0644.',
+  )
+  .action(async (options: { client: string; format: 'csv' | 'ndjson'; output?: string }) => {
+    await withDb(async (db) => {
+      if (!(await clientExists(db, options.client))) throw new KeyError(`No client with id ${options.client}`);
+      const repo = new UsersRepository(db, new PiiCipher(resolveSecrets(config(), db).piiKeys));
+      const exported = (options.format === 'csv' ? usersCsv : usersNdjson)(repo, options.client, { order: 'asc' });
+      await writeOut(exported, options.output);
+    });
   });
 
 const webhooks = program.command('webhooks').description('webhook subscriptions and their deliveries, per client');

@@ -81,7 +81,7 @@ describe('users-api CLI', () => {
     async () => {
       assert.deepEqual(
         (await commandTree()).map((command) => command.path),
-        ['', 'serve', 'migrate', 'keys', 'keys create', 'keys list', 'keys revoke', 'pii', 'pii new-key', 'pii rotate', 'import', 'webhooks', 'webhooks list', 'webhooks deliveries', 'webhooks retry'],
+        ['', 'serve', 'migrate', 'keys', 'keys create', 'keys list', 'keys revoke', 'pii', 'pii new-key', 'pii rotate', 'import', 'export', 'webhooks', 'webhooks list', 'webhooks deliveries', 'webhooks retry'],
       );
     },
   );
@@ -99,8 +99,8 @@ describe('users-api CLI', () => {
 
   it('an unknown command is named, with the commands there are, in one line and a non-zero exit', { timeout: COMMAND_TIMEOUT_MS * 4 }, async () => {
     const cases: [string[], RegExp][] = [
-      [['bogus'], /unknown command 'bogus'\. Commands: serve, migrate, keys, pii, import, webhooks\b/],
-      [['export'], /unknown command 'export'\. Commands: serve, migrate, keys, pii, import, webhooks\b/],
+      [['bogus'], /unknown command 'bogus'\. Commands: serve, migrate, keys, pii, import, export, webhooks\b/],
+      [['exports'], /unknown command 'exports'\. Commands: serve, migrate, keys, pii, import, export, webhooks\b/],
       [['keys', 'bogus'], /unknown command 'keys bogus'\. Commands: keys create, keys list, keys revoke\b/],
       [['pii', 'bogus'], /unknown command 'pii bogus'\. Commands: pii new-key, pii rotate\b/],
     ];

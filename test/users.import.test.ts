@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { importUsers } from '../src/users/users.import.js';
+import { newId, uuidv7At } from '../src/users/users.ids.js';
+import { isoMicros } from '../src/clock.js';
 import { parsePiiKeys, PiiCipher } from '../src/pii/pii.cipher.js';
 import { UsersRepository } from '../src/users/users.repository.js';
-import { countUsers, createTestApi, STORES, TEST_PII_KEYS, type TestApi } from './helpers/app.js';
+import { countUsers, createTestApi, FULL_USER_BODY, STORES, TEST_PII_KEYS, type TestApi } from './helpers/app.js';
 
 /** `bytes` in pieces of `size`: lines, BOMs and UTF-8 sequences split across chunks, as a pipe delivers them. */
 function* chunked(bytes: Buffer, size: number): Generator<Buffer> {
@@ -109,6 +111,67 @@ for (const store of STORES) {
       // Four imported, then four more through the API (the same accepted lines).
       assert.equal(await countUsers(api.db), before + 8);
       assert.equal(JSON.stringify(page.json).includes('\ufffd'), false, 'a replacement character was stored');
+    });
+
+    it('restores the id and created_at of an exported line (both or neither, and they must agree), and never overwrites a user', async () => {
+      const exported = newId();
+      const [second, third] = [newId(), newId()];
+      const old = { id: uuidv7At(1_600_000_000_123_456), createdAt: isoMicros(1_600_000_000_123_456) };
+      const line = (fields: object) => JSON.stringify({ external_id: 'restored', ...fields });
+      const lines = [
+        line({ id: exported.id, created_at: exported.createdAt, ...FULL_USER_BODY, external_id: 'restored', items_connected: ['item_1'] }),
+        line({ id: old.id, created_at: old.createdAt }),
+        line({ id: second.id }),
+        line({ created_at: second.createdAt }),
+        line({ id: second.id.toUpperCase(), created_at: second.createdAt }),
+        line({ id: '8f0e4a52-1c1e-4b7e-9d5c-2f1a3e4b5c6d', created_at: second.createdAt }),
+        line({ id: 42, created_at: 42 }),
+        line({ id: second.id, created_at: third.createdAt }),
+        line({ id: second.id, created_at: second.createdAt.replace(/\.\d{6}Z$/, 'Z') }),
+        line({ id: second.id, created_at: '2023-02-30T00:00:00.000000Z' }),
+        line({ id: second.id, created_at: '1969-12-31T23:59:59.999999Z' }),
+        line({ id: second.id, created_at: second.createdAt, email: 'not-an-email' }),
+        line({ id: exported.id, created_at: exported.createdAt }),
+        line({ id: third.id, created_at: third.createdAt }),
+      ];
+      const { result, rejected } = await runImport(Readable.from(lines.join('\n')));
+      const time = 'Enter a UTC time with microseconds, as exported: 2023-03-09T04:54:35.170468Z.';
+      const notV7 = 'Enter a UUIDv7 in lower case, as exported.';
+      const mismatch = 'This id was not made at created_at: an id (UUIDv7) carries its creation instant.';
+      assert.deepEqual(rejected, [
+        [3, { created_at: ['This field is required with id.'] }],
+        [4, { id: ['This field is required with created_at.'] }],
+        [5, { id: [notV7] }],
+        [6, { id: [notV7] }],
+        [7, { created_at: [time], id: [notV7] }],
+        [8, { id: [mismatch] }],
+        [9, { created_at: [time] }],
+        [10, { created_at: [time] }],
+        [11, { created_at: [time] }],
+        [12, { email: ['Enter a valid email address.'] }],
+        [13, { id: ['A user with this id exists already.'] }],
+      ]);
+      assert.deepEqual(result, { read: lines.length, imported: 3, rejected: 11 });
+
+      const restored = await api.request({ method: 'GET', url: `/v2/users/${exported.id}` });
+      assert.equal(restored.status, 200, restored.body);
+      assert.equal(restored.json.created_at, exported.createdAt);
+      assert.equal(restored.json.ssn, FULL_USER_BODY.ssn);
+      assert.deepEqual(restored.json.address, FULL_USER_BODY.address);
+      // The arrays are the accounts' (not exported): a restored user starts with none.
+      assert.deepEqual(restored.json.items_connected, []);
+      assert.equal((await api.request({ method: 'GET', url: `/v2/users/${old.id}` })).json.created_at, '2020-09-13T12:26:40.123456Z');
+      assert.equal((await api.request({ method: 'GET', url: `/v2/users/${third.id}` })).status, 200);
+
+      // Run again, the restored users are there already: each is refused, nothing is overwritten.
+      await api.request({ method: 'PATCH', url: `/v2/users/${third.id}`, payload: { first_name: 'Changed' } });
+      const again = await runImport(Readable.from([lines[1], lines[13], line({})].join('\n')));
+      assert.deepEqual(again.result, { read: 3, imported: 1, rejected: 2 });
+      assert.deepEqual(again.rejected, [
+        [1, { id: ['A user with this id exists already.'] }],
+        [2, { id: ['A user with this id exists already.'] }],
+      ]);
+      assert.equal((await api.request({ method: 'GET', url: `/v2/users/${third.id}` })).json.first_name, 'Changed');
     });
 
     it('a line far over the limit is rejected without being held in memory, and the lines around it are imported', async () => {

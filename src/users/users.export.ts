@@ -48,7 +48,8 @@ export async function* usersCsv(repo: UsersRepository, clientId: string, options
   if (header !== '') yield header;
 }
 
-function pagesOf<R extends { id: string }>(source: KeysetSource<R>, clientId: string, options: ExportOptions): AsyncGenerator<R[]> {
+/** The pages of an export's walk. */
+export function pagesOf<R extends { id: string }>(source: KeysetSource<R>, clientId: string, options: ExportOptions): AsyncGenerator<R[]> {
   return walkAll(source, clientId, {
     filters: { external_id: options.externalId },
     order: options.order,

@@ -23,6 +23,15 @@ export function uuidv7At(micros: number): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/** A UUIDv7 in canonical form, as uuidv7At makes them. */
+export const UUIDV7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/** Whether the UUIDv7 `id` could have been made for `micros` by uuidv7At: its millisecond and fraction bits are that instant's. */
+export function isIdOfInstant(id: string, micros: number): boolean {
+  const timeBits = (uuid: string) => uuid.slice(0, 18);
+  return timeBits(id) === timeBits(uuidv7At(micros));
+}
+
 /** A new id (of a user, an account, ...) and its creation time (ISO 8601 UTC, microseconds), from one reading of the clock. */
 export function newId(): { id: string; createdAt: string } {
   const micros = nowMicros();

@@ -177,6 +177,17 @@ export class UsersRepository {
     return stored && this.open(stored);
   }
 
+  /** Which of `ids` the client has already. */
+  async existingUserIds(clientId: string, ids: readonly string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    // Under both dialects' bound-parameter limits, as insertUsers.
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db.selectFrom('users').select('id').where('client_id', '=', clientId).where('id', 'in', ids.slice(i, i + 500)).execute();
+      for (const row of rows) found.add(row.id);
+    }
+    return found;
+  }
+
   async userExists(clientId: string, id: string): Promise<boolean> {
     return (await this.existsById.first({ clientId, id })) !== undefined;
   }

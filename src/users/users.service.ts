@@ -25,7 +25,7 @@ export interface UserPage {
 }
 
 const has = (input: object, key: string) => Object.hasOwn(input, key);
-const parseJson = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
+export const parseJson = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
 
 const TEXT_COLUMNS = ['external_id', 'first_name', 'last_name', 'email', 'ssn'] as const;
 const ADDRESS_COLUMNS = {
@@ -162,9 +162,12 @@ const EMPTY_ROW: Omit<UserRow, 'client_id' | 'id' | 'created_at' | 'updated_at'>
   employers_connected: '[]',
 };
 
-/** The row for a new user from schema-valid input; throws a validation error for cross-field rules. */
-export function newUserRow(clientId: string, input: UserInput): UserRow {
-  const { id, createdAt } = newId();
+/**
+ * The row for a new user from schema-valid input; throws a validation error for cross-field rules. `identity` is a
+ * new id and its creation time unless a restored user's are given (users-api import of an exported line).
+ */
+export function newUserRow(clientId: string, input: UserInput, identity: { id: string; createdAt: string } = newId()): UserRow {
+  const { id, createdAt } = identity;
   const row: UserRow = {
     ...EMPTY_ROW,
     client_id: clientId,
