@@ -8,7 +8,10 @@ import { Webhook as StandardWebhook } from 'standardwebhooks';
 import { MIN_DELIVERY_SHARE, retryDelayMs, yieldMs } from '../src/webhooks/webhooks.dispatcher.js';
 import { isInternalAddress, urlProblem } from '../src/webhooks/webhooks.address.js';
 import { buildApp } from '../src/app.js';
+import { runTogether } from '../src/db/prepared.js';
+import { PiiCipher } from '../src/pii/pii.cipher.js';
 import { resolveSecrets } from '../src/secrets.js';
+import { WebhooksRepository } from '../src/webhooks/webhooks.repository.js';
 import { createTestApi, STORES, type TestApi } from './helpers/app.js';
 import { eventually, startReceiver, type Receiver } from './helpers/receiver.js';
 
@@ -212,6 +215,18 @@ for (const store of STORES) {
         await first.close();
         await second.close();
       }
+    });
+
+    it('a subscription deleted between a change\'s read of the subscriptions and its commit gets no event, and the change commits', async () => {
+      const sub = (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'gone', url: receiver.url } })).json.id as string;
+      const outbox = new WebhooksRepository(api.db, new PiiCipher(resolveSecrets(api.config).piiKeys));
+      const user = (await api.request({ method: 'POST', url: '/v2/users', payload: {} })).json.id as string;
+      const writes = await outbox.eventWrites(api.tenant.client_id, 'users.created', { user }, () => ({}));
+      assert.equal(writes.length, 1, 'planned while the subscription existed');
+      assert.equal((await api.request({ method: 'DELETE', url: `/v2/webhooks/${sub}` })).status, 204);
+      assert.deepEqual(await runTogether(api.db, writes), [0]);
+      const rows = await api.db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', sub).execute();
+      assert.deepEqual(rows, []);
     });
 
     it('a change that rolls back yields no event', async () => {

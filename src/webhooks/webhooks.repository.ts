@@ -3,7 +3,7 @@
 import { CompiledQuery } from 'kysely';
 import { isoMicros, nowMicros, timestampNow } from '../clock.js';
 import { embeddedSqliteOf, type Db, type WebhookDeliveriesTable, type WebhooksTable } from '../db/database.js';
-import { prepare, runTogether, type BoundWrite } from '../db/prepared.js';
+import { prepare, rawWrite, runTogether, type BoundWrite } from '../db/prepared.js';
 import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { newId } from '../users/users.ids.js';
@@ -15,24 +15,6 @@ type Key = { clientId: string; id: string };
 
 /** What an attempt settles. */
 type Outcome = Pick<WebhookDeliveriesTable, 'status' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'delivered_at'>;
-
-const DELIVERY_COLUMNS = [
-  'client_id',
-  'id',
-  'webhook_id',
-  'user_id',
-  'event',
-  'payload',
-  'status',
-  'attempts',
-  'next_attempt_at',
-  'lease_until',
-  'last_status_code',
-  'last_error',
-  'created_at',
-  'updated_at',
-  'delivered_at',
-] as const satisfies ReadonlyArray<keyof WebhookDeliveriesTable>;
 
 /** The event body: the real service's shape. */
 export interface EventData {
@@ -55,7 +37,7 @@ export interface EventWriter {
 
 export class WebhooksRepository implements EventWriter {
   private readonly subscriptionsOf;
-  private readonly insertDelivery;
+  private readonly insertDeliverySql: string;
   private readonly settleQuery;
   readonly subscriptionPages: KeysetSource<WebhooksTable>;
   readonly deliveryPages: KeysetSource<DeliveryRow>;
@@ -71,9 +53,7 @@ export class WebhooksRepository implements EventWriter {
     this.subscriptionsOf = prepare(db, (p: { clientId: string }) =>
       db.selectFrom('webhooks').select(['id', 'name', 'events', 'include_resource']).where('client_id', '=', p.clientId),
     );
-    this.insertDelivery = prepare(db, (p: Omit<WebhookDeliveriesTable, 'seq'>) =>
-      db.insertInto('webhook_deliveries').values(Object.fromEntries(DELIVERY_COLUMNS.map((c) => [c, p[c]])) as unknown as Omit<WebhookDeliveriesTable, 'seq'>),
-    );
+    this.insertDeliverySql = embeddedSqliteOf(db) ? INSERT_DELIVERY_SQLITE : INSERT_DELIVERY_POSTGRES;
     this.settleQuery = prepare(db, (p: Outcome & { seq: number; lease: string; now: string }) =>
       db
         .updateTable('webhook_deliveries')
@@ -123,24 +103,13 @@ export class WebhooksRepository implements EventWriter {
         name: subscription.name,
         data: subscription.include_resource ? { ...data, resource: resource() } : data,
       });
+      // Written only if the subscription still exists when the change commits: one deleted meanwhile (after the
+      // read above) gets nothing, and the change itself goes through.
       writes.push(
-        this.insertDelivery.bind({
-          client_id: clientId,
-          id,
-          webhook_id: subscription.id,
-          user_id: data.user,
-          event,
-          payload: this.cipher.encrypt(body, WebhooksRepository.payloadContext(clientId, id)),
-          status: 'pending',
-          attempts: 0,
-          next_attempt_at: createdAt,
-          lease_until: null,
-          last_status_code: null,
-          last_error: null,
-          created_at: createdAt,
-          updated_at: createdAt,
-          delivered_at: null,
-        }),
+        rawWrite(this.db, this.insertDeliverySql, [
+          ...[clientId, id, subscription.id, data.user, event, this.cipher.encrypt(body, WebhooksRepository.payloadContext(clientId, id))],
+          ...[createdAt, createdAt, createdAt, clientId, subscription.id],
+        ]),
       );
     }
     return writes;
@@ -299,6 +268,19 @@ const claimSql = (lockClause: string, p: (n: number) => string) => `
   returning *`;
 const CLAIM_SQLITE = claimSql('', () => '?');
 const CLAIM_POSTGRES = claimSql(' for update skip locked', (n) => `$${n}`);
+
+/**
+ * A new delivery, pending and due now, if its subscription exists (parameters: client, id, subscription, user,
+ * event, payload, created at three times (due, created, updated), client, subscription).
+ */
+const insertDeliverySql = (p: (n: number, type: string) => string) => `
+  insert into webhook_deliveries (client_id, id, webhook_id, user_id, event, payload, status, attempts, next_attempt_at,
+    created_at, updated_at)
+  select ${p(1, 'uuid')}, ${p(2, 'uuid')}, ${p(3, 'uuid')}, ${p(4, 'uuid')}, ${p(5, 'text')}, ${p(6, 'text')}, 'pending', 0,
+    ${p(7, 'timestamptz')}, ${p(8, 'timestamptz')}, ${p(9, 'timestamptz')}
+  where exists (select 1 from webhooks where client_id = ${p(10, 'uuid')} and id = ${p(11, 'uuid')})`;
+const INSERT_DELIVERY_SQLITE = insertDeliverySql(() => '?');
+const INSERT_DELIVERY_POSTGRES = insertDeliverySql((n, type) => `$${n}::${type}`);
 
 const pruneSql = (p: (n: number) => string) =>
   `delete from webhook_deliveries where seq in (
