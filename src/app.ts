@@ -68,6 +68,9 @@ function markOptionalBodies(document: OpenApiDocument): OpenApiDocument {
   return document;
 }
 
+/** The X-Request-Id values passed through: what tracing systems and load balancers send. */
+const REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
+
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger, childLoggerFactory: lazyRequestLogger } : { logger: false }),
@@ -77,8 +80,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     http: { headersTimeout: config.limits.headersTimeoutMs, connectionsCheckingInterval: 1000 },
     // Fastify accepts a hop count too; its type omits it.
     trustProxy: config.trustProxy as boolean | string[],
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A caller's X-Request-Id is kept when it is a plain token; anything else (spaces, control characters, more
+    // than 128 characters) would be logged and echoed verbatim, so it is replaced by a fresh id.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 100 },
     // A path that is not valid percent-encoding names nothing here.
     frameworkErrors: (_error, request, reply) => {

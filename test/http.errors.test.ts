@@ -125,6 +125,17 @@ for (const store of STORES) {
       }
     });
 
+    it('an X-Request-Id that is not a plain token (spaces, control characters, over 128 characters) is replaced', async () => {
+      for (const given of ['has space', 'line\tbreak', 'x'.repeat(129), '{"json":1}', 'é']) {
+        const res = await api.request({ method: 'GET', url: `/v2/users/${id}`, headers: { 'x-request-id': given } });
+        assert.equal(res.status, 200);
+        assert.match(String(res.headers['x-request-id']), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, JSON.stringify(given));
+      }
+      const traced = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      assert.equal((await api.request({ method: 'GET', url: `/v2/users/${id}`, headers: { 'x-request-id': traced } })).headers['x-request-id'], traced);
+      assert.equal((await api.request({ method: 'GET', url: `/v2/users/${id}`, headers: { 'x-request-id': 'x'.repeat(128) } })).headers['x-request-id'], 'x'.repeat(128));
+    });
+
     it('every response carries an X-Request-Id, echoed from the request when given', async () => {
       const res = await api.request({ method: 'GET', url: `/v2/users/${id}`, headers: { 'x-request-id': 'abc-123' } });
       assert.equal(res.headers['x-request-id'], 'abc-123');
