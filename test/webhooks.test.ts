@@ -12,7 +12,7 @@ import { runTogether } from '../src/db/prepared.js';
 import { PiiCipher } from '../src/pii/pii.cipher.js';
 import { resolveSecrets } from '../src/secrets.js';
 import { WebhooksRepository } from '../src/webhooks/webhooks.repository.js';
-import { createTestApi, STORES, type TestApi } from './helpers/app.js';
+import { countUsers, createTestApi, STORES, type TestApi } from './helpers/app.js';
 import { eventually, startReceiver, type Receiver } from './helpers/receiver.js';
 
 const SECRET = 'whsec-test-secret-0123456789abcdef';
@@ -218,12 +218,13 @@ for (const store of STORES) {
     });
 
     it('a subscription deleted between a change\'s read of the subscriptions and its commit gets no event, and the change commits', async () => {
-      const sub = (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'gone', url: receiver.url } })).json.id as string;
+      const as = await api.newTenant('gone-tenant'); // with no subscription of its own but this one
+      const sub = (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'gone', url: receiver.url }, as })).json.id as string;
       const outbox = new WebhooksRepository(api.db, new PiiCipher(resolveSecrets(api.config).piiKeys));
-      const user = (await api.request({ method: 'POST', url: '/v2/users', payload: {} })).json.id as string;
-      const writes = await outbox.eventWrites(api.tenant.client_id, 'users.created', { user }, () => ({}));
+      const user = (await api.request({ method: 'POST', url: '/v2/users', payload: {}, as })).json.id as string;
+      const writes = await outbox.eventWrites(as.client_id, 'users.created', { user }, () => ({}));
       assert.equal(writes.length, 1, 'planned while the subscription existed');
-      assert.equal((await api.request({ method: 'DELETE', url: `/v2/webhooks/${sub}` })).status, 204);
+      assert.equal((await api.request({ method: 'DELETE', url: `/v2/webhooks/${sub}`, as })).status, 204);
       assert.deepEqual(await runTogether(api.db, writes), [0]);
       const rows = await api.db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', sub).execute();
       assert.deepEqual(rows, []);
@@ -240,9 +241,12 @@ for (const store of STORES) {
               sql`drop trigger fail_key on idempotency_keys; drop function fail_key()`,
             ];
       await install.execute(api.db);
+      const users = await countUsers(api.db);
       try {
+        // The user, its delivery and the idempotency record: one unit (on PostgreSQL one statement), all or none.
         const failed = await api.request({ method: 'POST', url: '/v2/users', payload: {}, headers: { 'idempotency-key': 'rolls-back' } });
         assert.equal(failed.status, 500);
+        assert.equal(await countUsers(api.db), users, 'the user was written without its idempotency record');
       } finally {
         await uninstall.execute(api.db);
       }
