@@ -131,6 +131,31 @@ async function listNewestFirst(api: TestApi): Promise<Array<{ id: string; create
   return users;
 }
 
+/**
+ * At phone width every table row is a card of label/value lines: nothing in a cell (its label included) may reach
+ * past the cell, across or down, and no cell past its card. Bounding boxes and scroll sizes, measured in the page.
+ */
+async function assertCardsHold(page: Page): Promise<void> {
+  const problems = await page.locator('table.stack tbody tr').evaluateAll((rows) =>
+    rows.flatMap((row) => {
+      const card = row.getBoundingClientRect();
+      return [...row.querySelectorAll('td')].flatMap((cell) => {
+        if (cell.getClientRects().length === 0) return []; // not shown (an empty actions cell)
+        const box = cell.getBoundingClientRect();
+        const what = `${cell.dataset.label ?? '?'} in a card of ${row.textContent?.slice(0, 40)}`;
+        const out: string[] = [];
+        if (cell.scrollHeight > cell.clientHeight + 1 || cell.scrollWidth > cell.clientWidth + 1) {
+          out.push(`${what}: its content is ${cell.scrollWidth}×${cell.scrollHeight}, the cell ${cell.clientWidth}×${cell.clientHeight}`);
+        }
+        if (box.left < card.left - 1 || box.right > card.right + 1 || box.top < card.top - 1 || box.bottom > card.bottom + 1) out.push(`${what}: past its card`);
+        return out;
+      });
+    }),
+  );
+  assert.ok((await page.locator('table.stack tbody tr').count()) > 0, 'cards to measure');
+  assert.deepEqual(problems, [], 'every label and value inside its cell and card');
+}
+
 async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
@@ -232,6 +257,7 @@ describe('the console (sqlite)', () => {
       await screenshot(page, 'users');
       await page.setViewportSize(PHONE);
       await screenshot(page, 'users-phone');
+      await assertCardsHold(page);
       await page.setViewportSize(LAPTOP);
 
       // By keyboard: type, then Enter.
@@ -268,6 +294,7 @@ describe('the console (sqlite)', () => {
       await screenshot(page, 'user');
       await page.setViewportSize(PHONE);
       await screenshot(page, 'user-phone');
+      await assertCardsHold(page);
       await page.setViewportSize(LAPTOP);
 
       await details.getByRole('button', { name: 'Reveal SSN' }).click();
@@ -439,6 +466,7 @@ describe('the console (sqlite)', () => {
       await screenshot(page, 'deliveries');
       await page.setViewportSize(PHONE);
       await screenshot(page, 'deliveries-phone');
+      await assertCardsHold(page);
       assert.equal(await row.getByRole('button', { name: /Retry/ }).count(), 0, 'nothing to retry once delivered');
       assert.equal(h.receiver.received.length, 2);
       assert.equal(JSON.parse(h.receiver.received[1]?.body ?? '{}').data.user, user);

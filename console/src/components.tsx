@@ -1,5 +1,5 @@
 // The pieces every page uses: links, titles, status and error messages, fields, copy buttons, dialogs, pagers.
-import type { ComponentChildren } from 'preact';
+import { Fragment, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { BASE, followLink } from './router';
 import { formatTimestamp } from './format';
@@ -68,6 +68,22 @@ export function Empty({ children }: { children: ComponentChildren }) {
 
 export function Time({ value }: { value: string | null }) {
   return value ? <time dateTime={value}>{formatTimestamp(value)}</time> : <>—</>;
+}
+
+/** A URL or a code (`invalid_credentials`) that wraps where a reader expects it: after each slash or underscore and
+ * before each dot (a <wbr> there); within a part only when that part alone is wider than the line (overflow-wrap). */
+export function Breakable({ text }: { text: string }) {
+  const parts = text.split(/(?<=[/_])(?![/_])|(?=\.)/);
+  return (
+    <>
+      {parts.map((part, i) => (
+        <Fragment key={i}>
+          {i > 0 && <wbr />}
+          {part}
+        </Fragment>
+      ))}
+    </>
+  );
 }
 
 interface FieldProps {

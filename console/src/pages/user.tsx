@@ -2,7 +2,7 @@
 // a fresh user token, and deletion after a confirmation that names the user.
 import { useState } from 'preact/hooks';
 import { api, ApiError, apiPath, type FieldErrors } from '../api';
-import { ConfirmDialog, Empty, ErrorMessage, Field, Link, Loading, Notice, Pager, PageTitle, Time, TokenOutput } from '../components';
+import { Breakable, ConfirmDialog, Empty, ErrorMessage, Field, Link, Loading, Notice, Pager, PageTitle, Time, TokenOutput } from '../components';
 import { describeError, list, maskSsn, messagesAt, orDash, otherMessages } from '../format';
 import { useLoad } from '../hooks';
 import { navigate } from '../router';
@@ -176,7 +176,9 @@ function Accounts({ userId }: { userId: string }) {
                   <td data-label="Error">
                     {account.connection.error_code ? (
                       <>
-                        <code>{account.connection.error_code}</code>
+                        <code>
+                          <Breakable text={account.connection.error_code} />
+                        </code>
                         {account.connection.error_message && <span>: {account.connection.error_message}</span>}
                       </>
                     ) : (

@@ -1,7 +1,7 @@
 // One webhook subscription and its deliveries, with a retry for those not delivered.
 import { useState } from 'preact/hooks';
 import { api, ApiError, apiPath } from '../api';
-import { Empty, ErrorMessage, Link, Loading, Notice, Pager, PageTitle, Time } from '../components';
+import { Breakable, Empty, ErrorMessage, Link, Loading, Notice, Pager, PageTitle, Time } from '../components';
 import { describeError, orDash } from '../format';
 import { useLoad } from '../hooks';
 import type { Delivery, Page, Webhook } from '../types';
@@ -43,7 +43,9 @@ export function WebhookPage({ id }: { id: string }) {
             <h2 id="subscription-heading">Details</h2>
             <dl class="details">
               <dt>URL</dt>
-              <dd class="url">{webhook.data.url}</dd>
+              <dd class="url">
+                <Breakable text={webhook.data.url} />
+              </dd>
               <dt>Events</dt>
               <dd>{webhook.data.events.join(', ')}</dd>
               <dt>Resource in events</dt>
