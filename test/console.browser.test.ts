@@ -254,6 +254,9 @@ describe('the console (sqlite)', () => {
     try {
       await signIn(page, h.base, h.api.tenant);
       await page.getByRole('table').waitFor();
+      await page.getByRole('columnheader', { name: 'Name' }).waitFor();
+      const named = await page.getByRole('row').filter({ hasText: 'Loan_1040' }).getByRole('cell').allInnerTexts();
+      assert.equal(named[1], 'Applicant 0', 'a first name alone');
       await screenshot(page, 'users');
       await page.setViewportSize(PHONE);
       await screenshot(page, 'users-phone');
@@ -268,14 +271,15 @@ describe('the console (sqlite)', () => {
       await page.getByRole('link', { name: sarah }).waitFor();
       assert.equal(await rows.count(), 2, 'the header row and the one user with that external_id');
       const cells = await rows.nth(1).getByRole('cell').allInnerTexts();
-      assert.equal(cells[0], sarah);
-      assert.match(cells[1] ?? '', /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
-      assert.deepEqual(cells.slice(2), ['July_Connection', 'item_walmart', 'Walmart']);
+      assert.deepEqual(cells.slice(0, 2), [sarah, 'Sarah Longfield'], 'the id, then the name');
+      assert.match(cells[2] ?? '', /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+      assert.deepEqual(cells.slice(3), ['July_Connection', 'item_walmart', 'Walmart']);
 
       await page.getByRole('link', { name: sarah }).click();
       await page.waitForURL(`${h.base}/console/users/${sarah}`);
-      const title = page.getByRole('heading', { level: 1, name: 'User July_Connection' });
+      const title = page.getByRole('heading', { level: 1, name: 'Sarah Longfield' });
       await title.waitFor();
+      assert.equal(await page.title(), 'Sarah Longfield · Users API Console', 'a person is known by name');
       assert.equal(await title.evaluate((element) => element === element.ownerDocument.activeElement), true, 'focus moves to the new page');
       const details = page.getByRole('region', { name: 'Details' });
       for (const text of ['Sarah', 'Longfield', 'sarah@email.com', '+12125555555', '1 Main St, Apt 2, New York, NY, 10001, US', '1990-02-28', 'Summer Initiative']) {
@@ -363,6 +367,8 @@ describe('the console (sqlite)', () => {
     const { context, page } = tab;
     try {
       await signIn(page, h.base, h.api.tenant, `/console/users/${doomed}`);
+      await page.getByRole('heading', { level: 1, name: 'User Doomed_Applicant' }).waitFor();
+      assert.equal(await page.title(), 'User Doomed_Applicant · Users API Console', 'no name: the external_id');
       await page.getByRole('button', { name: 'Delete user…' }).click();
       const dialog = page.getByRole('dialog', { name: 'Delete user Doomed_Applicant?' });
       await dialog.waitFor();

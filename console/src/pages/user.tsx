@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError, apiPath, type FieldErrors } from '../api';
 import { Breakable, ConfirmDialog, Empty, ErrorMessage, Field, Link, Loading, Notice, Pager, PageTitle, Time, TokenOutput } from '../components';
-import { describeError, list, maskSsn, messagesAt, orDash, otherMessages } from '../format';
+import { describeError, fullName, list, maskSsn, messagesAt, orDash, otherMessages } from '../format';
 import { useLoad } from '../hooks';
 import { navigate } from '../router';
 import type { Account, Page, User } from '../types';
@@ -13,9 +13,9 @@ interface Versioned {
   etag: string | null;
 }
 
-/** How the user is named to a person: the client's own id when it has one. */
+/** How the user is named to a person: by name when it has one, else the client's own id, else the user's id. */
 function nameOf(user: User): string {
-  return user.external_id ?? user.id;
+  return fullName(user) || (user.external_id ?? user.id);
 }
 
 export function UserPage({ id }: { id: string }) {
@@ -62,7 +62,11 @@ export function UserPage({ id }: { id: string }) {
       <p class="breadcrumb">
         <Link to="/users">← Users</Link>
       </p>
-      <PageTitle title={`User ${nameOf(user)}`}>User {user.external_id ?? <span class="id">{user.id}</span>}</PageTitle>
+      {fullName(user) ? (
+        <PageTitle title={fullName(user)}>{fullName(user)}</PageTitle>
+      ) : (
+        <PageTitle title={`User ${nameOf(user)}`}>User {user.external_id ?? <span class="id">{user.id}</span>}</PageTitle>
+      )}
       <Details user={user} />
       <Accounts userId={user.id} />
       <EditForm user={user} etag={etag} onSaved={(saved) => loaded.set(saved)} onReload={loaded.reload} />
@@ -378,7 +382,7 @@ function DeleteUser({ user, etag }: { user: User; etag: string | null }) {
         >
           <p>
             User <strong>{name}</strong>
-            {user.external_id && (
+            {name !== user.id && (
               <>
                 {' '}
                 (ID <code>{user.id}</code>)
