@@ -15,6 +15,7 @@ import { connect, createLinkUser, fail } from './helpers/link.js';
 import { ROOT, run } from './helpers/process.js';
 import { eventually, startReceiver, type Receiver } from './helpers/receiver.js';
 import { parseCsv, unguard } from './helpers/csv.js';
+import { describeDeliveryError } from '../console/src/delivery-errors.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -486,6 +487,10 @@ describe('the console (sqlite)', () => {
       await region.getByRole('link', { name: `User ${later}` }).waitFor();
       const users = await region.getByRole('link', { name: /^User / }).evaluateAll((links) => links.map((link) => link.getAttribute('aria-label')));
       assert.deepEqual(users, [`User ${later}`, `User ${user}`]);
+      const link = region.getByRole('link', { name: `User ${later}` });
+      assert.equal(await link.getAttribute('title'), later, 'the whole id on hover');
+      const [height, lineHeight] = await link.evaluate((element) => [element.getBoundingClientRect().height, Number.parseFloat(getComputedStyle(element).fontSize) * 1.6]);
+      assert.ok(height < lineHeight, `the shortened id on one line: ${height} px high`);
 
       await page.getByRole('link', { name: '← Webhooks' }).click();
       await page.getByRole('button', { name: 'Delete backend…' }).click();
@@ -496,6 +501,38 @@ describe('the console (sqlite)', () => {
       assertCalm(tab);
     } finally {
       await context.close();
+    }
+  });
+
+  it("says in words why a delivery to a host that does not resolve failed", async () => {
+    assert.equal(describeDeliveryError('ENOTFOUND'), 'host name not found (ENOTFOUND)');
+    assert.equal(describeDeliveryError('ECONNREFUSED'), 'connection refused (ECONNREFUSED)');
+    assert.equal(describeDeliveryError('ECONNRESET'), 'connection reset (ECONNRESET)');
+    for (const asIs of ['HTTP 500', 'no answer within 10000 ms', 'ETIMEDOUT']) assert.equal(describeDeliveryError(asIs), asIs);
+    const created = await h.api.request({
+      method: 'POST',
+      url: '/v2/webhooks',
+      payload: { name: 'nowhere', url: 'http://no-such-host.invalid/hooks', events: ['users.created'] },
+    });
+    assert.equal(created.status, 201, created.body);
+    const webhook = created.json.id as string;
+    const tab = await openConsole(h);
+    const { context, page } = tab;
+    try {
+      await createUser(h.api, { external_id: 'Unreachable_Applicant' });
+      const deliveries = () => h.api.request({ method: 'GET', url: `/v2/webhooks/${webhook}/deliveries` });
+      await eventually(async () => (await deliveries()).json.results[0]?.status === 'failed', () => 'the delivery did not fail');
+      // ENOTFOUND where DNS answers; whatever this machine's resolver said, the page says it in words.
+      const recorded = (await deliveries()).json.results[0].last_error as string;
+      await signIn(page, h.base, h.api.tenant, `/console/webhooks/${webhook}`);
+      const row = page.getByRole('region', { name: 'Deliveries' }).getByRole('row').filter({ hasText: 'users.created' });
+      await row.getByText('Failed').waitFor();
+      await row.getByText(describeDeliveryError(recorded)).waitFor();
+      if (recorded === 'ENOTFOUND') await row.getByText('host name not found').waitFor();
+      assertCalm(tab);
+    } finally {
+      await context.close();
+      await h.api.request({ method: 'DELETE', url: `/v2/webhooks/${webhook}` });
     }
   });
 

@@ -10,6 +10,7 @@ interface LinkProps {
   class?: string;
   'aria-current'?: 'page';
   'aria-label'?: string;
+  title?: string;
 }
 
 export function Link({ to, children, ...rest }: LinkProps) {
