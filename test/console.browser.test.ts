@@ -413,6 +413,8 @@ describe('the console (sqlite)', () => {
       await page.getByRole('button', { name: 'Copy token' }).click();
       await page.getByText('Copied.').waitFor();
       const copied = (await page.evaluate('navigator.clipboard.readText()')) as string;
+      await page.getByRole('heading', { name: 'User created' }).click();
+      await page.getByText('Copied.').waitFor({ state: 'detached' });
       const found = await h.api.request({ method: 'GET', url: '/v2/users?external_id=Console_Created' });
       assert.equal(found.json.results.length, 1, 'created once');
       const [created] = found.json.results;

@@ -118,14 +118,30 @@ export function Field({ id, label, errors = [], hint, children }: FieldProps) {
   );
 }
 
+const COPIED = 'Copied.';
+const COPIED_SHOWN_MS = 4000;
+
 /** Copies `text`: the Clipboard API where the page may use it, else the selected text and execCommand. */
 export function CopyButton({ text, label }: { text: string; label: string }) {
   const [result, setResult] = useState<string | null>(null);
+  // "Copied." is news only for a moment: gone after a few seconds, or at the next click or key press.
+  useEffect(() => {
+    if (result !== COPIED) return;
+    const clear = () => setResult(null);
+    const timer = setTimeout(clear, COPIED_SHOWN_MS);
+    document.addEventListener('pointerdown', clear, true);
+    document.addEventListener('keydown', clear, true);
+    return () => {
+      clearTimeout(timer);
+      document.removeEventListener('pointerdown', clear, true);
+      document.removeEventListener('keydown', clear, true);
+    };
+  }, [result]);
   const copy = async () => {
     try {
       if (!navigator.clipboard) throw new Error('no clipboard');
       await navigator.clipboard.writeText(text);
-      setResult('Copied.');
+      setResult(COPIED);
     } catch {
       const area = document.createElement('textarea');
       area.value = text;
@@ -135,7 +151,7 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
       area.select();
       const copied = document.execCommand('copy');
       area.remove();
-      setResult(copied ? 'Copied.' : 'Could not copy: select the text and press Ctrl+C (⌘C on a Mac).');
+      setResult(copied ? COPIED : 'Could not copy: select the text and press Ctrl+C (⌘C on a Mac).');
     }
   };
   return (
