@@ -328,6 +328,16 @@ describe('the console (sqlite)', () => {
       assert.match(patches[0] ?? '', /^"v\d+"$/, 'sent with If-Match from the ETag');
       await details.getByText('Docs received').waitFor();
 
+      // A pasted external_id over the API's 100 characters is kept whole and refused beside the field, not cut.
+      const externalIdInput = page.getByLabel('External ID');
+      await externalIdInput.fill('x'.repeat(120));
+      assert.equal((await externalIdInput.inputValue()).length, 120, 'not cut short');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.locator('#edit-external-id-errors').getByText('Too long: at most 100 characters, and this is 120.', { exact: false }).waitFor();
+      assert.equal(await externalIdInput.getAttribute('aria-invalid'), 'true');
+      assert.equal(patches.length, 1, 'nothing more sent');
+      await externalIdInput.fill('July_Connection');
+
       // The API's field errors (DRF's {"field": ["message"]}) appear beside the field.
       await metadata.fill(JSON.stringify('y'.repeat(70_000)));
       await page.getByRole('button', { name: 'Save changes' }).click();

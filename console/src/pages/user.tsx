@@ -214,6 +214,8 @@ interface EditProps {
 }
 
 const EDITED = ['external_id', 'external_metadata'];
+/** The API's limit; checked here, not by maxLength, which would cut a pasted value short without a word. */
+const EXTERNAL_ID_MAX = 100;
 
 function EditForm({ user, etag, onSaved, onReload }: EditProps) {
   const [externalId, setExternalId] = useState(user.external_id ?? '');
@@ -233,6 +235,12 @@ function EditForm({ user, etag, onSaved, onReload }: EditProps) {
     } catch (error) {
       setFields({ external_metadata: [`This is not valid JSON (${(error as Error).message}). Fix it, or enter {} for no metadata.`] });
       document.getElementById('edit-metadata')?.focus();
+      return;
+    }
+    const length = [...externalId].length;
+    if (length > EXTERNAL_ID_MAX) {
+      setFields({ external_id: [`Too long: at most ${EXTERNAL_ID_MAX} characters, and this is ${length}. Shorten it, then save.`] });
+      document.getElementById('edit-external-id')?.focus();
       return;
     }
     const body: Record<string, unknown> = {};
@@ -274,7 +282,6 @@ function EditForm({ user, etag, onSaved, onReload }: EditProps) {
             <input
               id="edit-external-id"
               value={externalId}
-              maxLength={100}
               spellcheck={false}
               aria-describedby={describedBy}
               aria-invalid={invalid}
