@@ -15,6 +15,7 @@ import { connect, createLinkUser, fail } from './helpers/link.js';
 import { ROOT, run } from './helpers/process.js';
 import { eventually, startReceiver, type Receiver } from './helpers/receiver.js';
 import { parseCsv, unguard } from './helpers/csv.js';
+import { describeDeliveryError } from '../console/src/delivery-errors.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -131,6 +132,31 @@ async function listNewestFirst(api: TestApi): Promise<Array<{ id: string; create
   return users;
 }
 
+/**
+ * At phone width every table row is a card of label/value lines: nothing in a cell (its label included) may reach
+ * past the cell, across or down, and no cell past its card. Bounding boxes and scroll sizes, measured in the page.
+ */
+async function assertCardsHold(page: Page): Promise<void> {
+  const problems = await page.locator('table.stack tbody tr').evaluateAll((rows) =>
+    rows.flatMap((row) => {
+      const card = row.getBoundingClientRect();
+      return [...row.querySelectorAll('td')].flatMap((cell) => {
+        if (cell.getClientRects().length === 0) return []; // not shown (an empty actions cell)
+        const box = cell.getBoundingClientRect();
+        const what = `${cell.dataset.label ?? '?'} in a card of ${row.textContent?.slice(0, 40)}`;
+        const out: string[] = [];
+        if (cell.scrollHeight > cell.clientHeight + 1 || cell.scrollWidth > cell.clientWidth + 1) {
+          out.push(`${what}: its content is ${cell.scrollWidth}×${cell.scrollHeight}, the cell ${cell.clientWidth}×${cell.clientHeight}`);
+        }
+        if (box.left < card.left - 1 || box.right > card.right + 1 || box.top < card.top - 1 || box.bottom > card.bottom + 1) out.push(`${what}: past its card`);
+        return out;
+      });
+    }),
+  );
+  assert.ok((await page.locator('table.stack tbody tr').count()) > 0, 'cards to measure');
+  assert.deepEqual(problems, [], 'every label and value inside its cell and card');
+}
+
 async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
@@ -229,9 +255,13 @@ describe('the console (sqlite)', () => {
     try {
       await signIn(page, h.base, h.api.tenant);
       await page.getByRole('table').waitFor();
+      await page.getByRole('columnheader', { name: 'Name' }).waitFor();
+      const named = await page.getByRole('row').filter({ hasText: 'Loan_1040' }).getByRole('cell').allInnerTexts();
+      assert.equal(named[1], 'Applicant 0', 'a first name alone');
       await screenshot(page, 'users');
       await page.setViewportSize(PHONE);
       await screenshot(page, 'users-phone');
+      await assertCardsHold(page);
       await page.setViewportSize(LAPTOP);
 
       // By keyboard: type, then Enter.
@@ -242,14 +272,15 @@ describe('the console (sqlite)', () => {
       await page.getByRole('link', { name: sarah }).waitFor();
       assert.equal(await rows.count(), 2, 'the header row and the one user with that external_id');
       const cells = await rows.nth(1).getByRole('cell').allInnerTexts();
-      assert.equal(cells[0], sarah);
-      assert.match(cells[1] ?? '', /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
-      assert.deepEqual(cells.slice(2), ['July_Connection', 'item_walmart', 'Walmart']);
+      assert.deepEqual(cells.slice(0, 2), [sarah, 'Sarah Longfield'], 'the id, then the name');
+      assert.match(cells[2] ?? '', /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+      assert.deepEqual(cells.slice(3), ['July_Connection', 'item_walmart', 'Walmart']);
 
       await page.getByRole('link', { name: sarah }).click();
       await page.waitForURL(`${h.base}/console/users/${sarah}`);
-      const title = page.getByRole('heading', { level: 1, name: 'User July_Connection' });
+      const title = page.getByRole('heading', { level: 1, name: 'Sarah Longfield' });
       await title.waitFor();
+      assert.equal(await page.title(), 'Sarah Longfield · Users API Console', 'a person is known by name');
       assert.equal(await title.evaluate((element) => element === element.ownerDocument.activeElement), true, 'focus moves to the new page');
       const details = page.getByRole('region', { name: 'Details' });
       for (const text of ['Sarah', 'Longfield', 'sarah@email.com', '+12125555555', '1 Main St, Apt 2, New York, NY, 10001, US', '1990-02-28', 'Summer Initiative']) {
@@ -268,6 +299,7 @@ describe('the console (sqlite)', () => {
       await screenshot(page, 'user');
       await page.setViewportSize(PHONE);
       await screenshot(page, 'user-phone');
+      await assertCardsHold(page);
       await page.setViewportSize(LAPTOP);
 
       await details.getByRole('button', { name: 'Reveal SSN' }).click();
@@ -295,6 +327,16 @@ describe('the console (sqlite)', () => {
       assert.equal(patches.length, 1);
       assert.match(patches[0] ?? '', /^"v\d+"$/, 'sent with If-Match from the ETag');
       await details.getByText('Docs received').waitFor();
+
+      // A pasted external_id over the API's 100 characters is kept whole and refused beside the field, not cut.
+      const externalIdInput = page.getByLabel('External ID');
+      await externalIdInput.fill('x'.repeat(120));
+      assert.equal((await externalIdInput.inputValue()).length, 120, 'not cut short');
+      await page.getByRole('button', { name: 'Save changes' }).click();
+      await page.locator('#edit-external-id-errors').getByText('Too long: at most 100 characters, and this is 120.', { exact: false }).waitFor();
+      assert.equal(await externalIdInput.getAttribute('aria-invalid'), 'true');
+      assert.equal(patches.length, 1, 'nothing more sent');
+      await externalIdInput.fill('July_Connection');
 
       // The API's field errors (DRF's {"field": ["message"]}) appear beside the field.
       await metadata.fill(JSON.stringify('y'.repeat(70_000)));
@@ -336,6 +378,8 @@ describe('the console (sqlite)', () => {
     const { context, page } = tab;
     try {
       await signIn(page, h.base, h.api.tenant, `/console/users/${doomed}`);
+      await page.getByRole('heading', { level: 1, name: 'User Doomed_Applicant' }).waitFor();
+      assert.equal(await page.title(), 'User Doomed_Applicant · Users API Console', 'no name: the external_id');
       await page.getByRole('button', { name: 'Delete user…' }).click();
       const dialog = page.getByRole('dialog', { name: 'Delete user Doomed_Applicant?' });
       await dialog.waitFor();
@@ -379,6 +423,8 @@ describe('the console (sqlite)', () => {
       await page.getByRole('button', { name: 'Copy token' }).click();
       await page.getByText('Copied.').waitFor();
       const copied = (await page.evaluate('navigator.clipboard.readText()')) as string;
+      await page.getByRole('heading', { name: 'User created' }).click();
+      await page.getByText('Copied.').waitFor({ state: 'detached' });
       const found = await h.api.request({ method: 'GET', url: '/v2/users?external_id=Console_Created' });
       assert.equal(found.json.results.length, 1, 'created once');
       const [created] = found.json.results;
@@ -439,6 +485,7 @@ describe('the console (sqlite)', () => {
       await screenshot(page, 'deliveries');
       await page.setViewportSize(PHONE);
       await screenshot(page, 'deliveries-phone');
+      await assertCardsHold(page);
       assert.equal(await row.getByRole('button', { name: /Retry/ }).count(), 0, 'nothing to retry once delivered');
       assert.equal(h.receiver.received.length, 2);
       assert.equal(JSON.parse(h.receiver.received[1]?.body ?? '{}').data.user, user);
@@ -452,6 +499,11 @@ describe('the console (sqlite)', () => {
       await region.getByRole('link', { name: `User ${later}` }).waitFor();
       const users = await region.getByRole('link', { name: /^User / }).evaluateAll((links) => links.map((link) => link.getAttribute('aria-label')));
       assert.deepEqual(users, [`User ${later}`, `User ${user}`]);
+      const link = region.getByRole('link', { name: `User ${later}` });
+      assert.equal(await link.getAttribute('title'), later, 'the whole id on hover');
+      // One line of it is about 20 px high; two would be 40.
+      const height = await link.evaluate((element) => element.getBoundingClientRect().height);
+      assert.ok(height < 30, `the shortened id on one line: ${height} px high`);
 
       await page.getByRole('link', { name: '← Webhooks' }).click();
       await page.getByRole('button', { name: 'Delete backend…' }).click();
@@ -462,6 +514,38 @@ describe('the console (sqlite)', () => {
       assertCalm(tab);
     } finally {
       await context.close();
+    }
+  });
+
+  it("says in words why a delivery to a host that does not resolve failed", async () => {
+    assert.equal(describeDeliveryError('ENOTFOUND'), 'host name not found (ENOTFOUND)');
+    assert.equal(describeDeliveryError('ECONNREFUSED'), 'connection refused (ECONNREFUSED)');
+    assert.equal(describeDeliveryError('ECONNRESET'), 'connection reset (ECONNRESET)');
+    for (const asIs of ['HTTP 500', 'no answer within 10000 ms', 'ETIMEDOUT']) assert.equal(describeDeliveryError(asIs), asIs);
+    const created = await h.api.request({
+      method: 'POST',
+      url: '/v2/webhooks',
+      payload: { name: 'nowhere', url: 'http://no-such-host.invalid/hooks', events: ['users.created'] },
+    });
+    assert.equal(created.status, 201, created.body);
+    const webhook = created.json.id as string;
+    const tab = await openConsole(h);
+    const { context, page } = tab;
+    try {
+      await createUser(h.api, { external_id: 'Unreachable_Applicant' });
+      const deliveries = () => h.api.request({ method: 'GET', url: `/v2/webhooks/${webhook}/deliveries` });
+      await eventually(async () => (await deliveries()).json.results[0]?.status === 'failed', () => 'the delivery did not fail');
+      // ENOTFOUND where DNS answers; whatever this machine's resolver said, the page says it in words.
+      const recorded = (await deliveries()).json.results[0].last_error as string;
+      await signIn(page, h.base, h.api.tenant, `/console/webhooks/${webhook}`);
+      const row = page.getByRole('region', { name: 'Deliveries' }).getByRole('row').filter({ hasText: 'users.created' });
+      await row.getByText('Failed').waitFor();
+      await row.getByText(describeDeliveryError(recorded)).waitFor();
+      if (recorded === 'ENOTFOUND') await row.getByText('host name not found').waitFor();
+      assertCalm(tab);
+    } finally {
+      await context.close();
+      await h.api.request({ method: 'DELETE', url: `/v2/webhooks/${webhook}` });
     }
   });
 

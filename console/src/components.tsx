@@ -1,5 +1,5 @@
 // The pieces every page uses: links, titles, status and error messages, fields, copy buttons, dialogs, pagers.
-import type { ComponentChildren } from 'preact';
+import { Fragment, type ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { BASE, followLink } from './router';
 import { formatTimestamp } from './format';
@@ -10,6 +10,7 @@ interface LinkProps {
   class?: string;
   'aria-current'?: 'page';
   'aria-label'?: string;
+  title?: string;
 }
 
 export function Link({ to, children, ...rest }: LinkProps) {
@@ -70,6 +71,22 @@ export function Time({ value }: { value: string | null }) {
   return value ? <time dateTime={value}>{formatTimestamp(value)}</time> : <>—</>;
 }
 
+/** A URL or a code (`invalid_credentials`) that wraps where a reader expects it: after each slash or underscore and
+ * before each dot (a <wbr> there); within a part only when that part alone is wider than the line (overflow-wrap). */
+export function Breakable({ text }: { text: string }) {
+  const parts = text.split(/(?<=[/_])(?![/_])|(?=\.)/);
+  return (
+    <>
+      {parts.map((part, i) => (
+        <Fragment key={i}>
+          {i > 0 && <wbr />}
+          {part}
+        </Fragment>
+      ))}
+    </>
+  );
+}
+
 interface FieldProps {
   id: string;
   label: string;
@@ -101,14 +118,30 @@ export function Field({ id, label, errors = [], hint, children }: FieldProps) {
   );
 }
 
+const COPIED = 'Copied.';
+const COPIED_SHOWN_MS = 4000;
+
 /** Copies `text`: the Clipboard API where the page may use it, else the selected text and execCommand. */
 export function CopyButton({ text, label }: { text: string; label: string }) {
   const [result, setResult] = useState<string | null>(null);
+  // "Copied." is news only for a moment: gone after a few seconds, or at the next click or key press.
+  useEffect(() => {
+    if (result !== COPIED) return;
+    const clear = () => setResult(null);
+    const timer = setTimeout(clear, COPIED_SHOWN_MS);
+    document.addEventListener('pointerdown', clear, true);
+    document.addEventListener('keydown', clear, true);
+    return () => {
+      clearTimeout(timer);
+      document.removeEventListener('pointerdown', clear, true);
+      document.removeEventListener('keydown', clear, true);
+    };
+  }, [result]);
   const copy = async () => {
     try {
       if (!navigator.clipboard) throw new Error('no clipboard');
       await navigator.clipboard.writeText(text);
-      setResult('Copied.');
+      setResult(COPIED);
     } catch {
       const area = document.createElement('textarea');
       area.value = text;
@@ -118,7 +151,7 @@ export function CopyButton({ text, label }: { text: string; label: string }) {
       area.select();
       const copied = document.execCommand('copy');
       area.remove();
-      setResult(copied ? 'Copied.' : 'Could not copy: select the text and press Ctrl+C (⌘C on a Mac).');
+      setResult(copied ? COPIED : 'Could not copy: select the text and press Ctrl+C (⌘C on a Mac).');
     }
   };
   return (

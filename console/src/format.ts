@@ -16,6 +16,14 @@ export function orDash(value: string | number | null | undefined): string {
   return value === null || value === undefined || value === '' ? '—' : String(value);
 }
 
+/** First and last name as a person writes them (either alone when the other is missing); '' when there is neither. */
+export function fullName(user: { first_name: string | null; last_name: string | null }): string {
+  return [user.first_name, user.last_name]
+    .map((part) => part?.trim() ?? '')
+    .filter(Boolean)
+    .join(' ');
+}
+
 export function list(values: readonly string[]): string {
   return values.length ? values.join(', ') : '—';
 }

@@ -2,8 +2,8 @@
 // a fresh user token, and deletion after a confirmation that names the user.
 import { useState } from 'preact/hooks';
 import { api, ApiError, apiPath, type FieldErrors } from '../api';
-import { ConfirmDialog, Empty, ErrorMessage, Field, Link, Loading, Notice, Pager, PageTitle, Time, TokenOutput } from '../components';
-import { describeError, list, maskSsn, messagesAt, orDash, otherMessages } from '../format';
+import { Breakable, ConfirmDialog, Empty, ErrorMessage, Field, Link, Loading, Notice, Pager, PageTitle, Time, TokenOutput } from '../components';
+import { describeError, fullName, list, maskSsn, messagesAt, orDash, otherMessages } from '../format';
 import { useLoad } from '../hooks';
 import { navigate } from '../router';
 import type { Account, Page, User } from '../types';
@@ -13,9 +13,9 @@ interface Versioned {
   etag: string | null;
 }
 
-/** How the user is named to a person: the client's own id when it has one. */
+/** How the user is named to a person: by name when it has one, else the client's own id, else the user's id. */
 function nameOf(user: User): string {
-  return user.external_id ?? user.id;
+  return fullName(user) || (user.external_id ?? user.id);
 }
 
 export function UserPage({ id }: { id: string }) {
@@ -62,7 +62,11 @@ export function UserPage({ id }: { id: string }) {
       <p class="breadcrumb">
         <Link to="/users">← Users</Link>
       </p>
-      <PageTitle title={`User ${nameOf(user)}`}>User {user.external_id ?? <span class="id">{user.id}</span>}</PageTitle>
+      {fullName(user) ? (
+        <PageTitle title={fullName(user)}>{fullName(user)}</PageTitle>
+      ) : (
+        <PageTitle title={`User ${nameOf(user)}`}>User {user.external_id ?? <span class="id">{user.id}</span>}</PageTitle>
+      )}
       <Details user={user} />
       <Accounts userId={user.id} />
       <EditForm user={user} etag={etag} onSaved={(saved) => loaded.set(saved)} onReload={loaded.reload} />
@@ -176,7 +180,9 @@ function Accounts({ userId }: { userId: string }) {
                   <td data-label="Error">
                     {account.connection.error_code ? (
                       <>
-                        <code>{account.connection.error_code}</code>
+                        <code>
+                          <Breakable text={account.connection.error_code} />
+                        </code>
                         {account.connection.error_message && <span>: {account.connection.error_message}</span>}
                       </>
                     ) : (
@@ -208,6 +214,8 @@ interface EditProps {
 }
 
 const EDITED = ['external_id', 'external_metadata'];
+/** The API's limit; checked here, not by maxLength, which would cut a pasted value short without a word. */
+const EXTERNAL_ID_MAX = 100;
 
 function EditForm({ user, etag, onSaved, onReload }: EditProps) {
   const [externalId, setExternalId] = useState(user.external_id ?? '');
@@ -227,6 +235,12 @@ function EditForm({ user, etag, onSaved, onReload }: EditProps) {
     } catch (error) {
       setFields({ external_metadata: [`This is not valid JSON (${(error as Error).message}). Fix it, or enter {} for no metadata.`] });
       document.getElementById('edit-metadata')?.focus();
+      return;
+    }
+    const length = [...externalId].length;
+    if (length > EXTERNAL_ID_MAX) {
+      setFields({ external_id: [`Too long: at most ${EXTERNAL_ID_MAX} characters, and this is ${length}. Shorten it, then save.`] });
+      document.getElementById('edit-external-id')?.focus();
       return;
     }
     const body: Record<string, unknown> = {};
@@ -268,7 +282,6 @@ function EditForm({ user, etag, onSaved, onReload }: EditProps) {
             <input
               id="edit-external-id"
               value={externalId}
-              maxLength={100}
               spellcheck={false}
               aria-describedby={describedBy}
               aria-invalid={invalid}
@@ -376,7 +389,7 @@ function DeleteUser({ user, etag }: { user: User; etag: string | null }) {
         >
           <p>
             User <strong>{name}</strong>
-            {user.external_id && (
+            {name !== user.id && (
               <>
                 {' '}
                 (ID <code>{user.id}</code>)

@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api';
 import { Empty, ErrorMessage, Link, Loading, Pager, PageTitle, Time } from '../components';
-import { describeError, list, orDash } from '../format';
+import { describeError, fullName, list, orDash } from '../format';
 import { useLoad } from '../hooks';
 import { navigate, useRoute } from '../router';
 import type { Page, User } from '../types';
@@ -95,6 +95,7 @@ export function UsersPage() {
               <thead>
                 <tr>
                   <th scope="col">ID</th>
+                  <th scope="col">Name</th>
                   <th scope="col">Created</th>
                   <th scope="col">External ID</th>
                   <th scope="col">Items connected</th>
@@ -109,6 +110,7 @@ export function UsersPage() {
                         {user.id}
                       </Link>
                     </td>
+                    <td data-label="Name">{orDash(fullName(user))}</td>
                     <td data-label="Created">
                       <Time value={user.created_at} />
                     </td>

@@ -1,7 +1,8 @@
 // One webhook subscription and its deliveries, with a retry for those not delivered.
 import { useState } from 'preact/hooks';
 import { api, ApiError, apiPath } from '../api';
-import { Empty, ErrorMessage, Link, Loading, Notice, Pager, PageTitle, Time } from '../components';
+import { Breakable, Empty, ErrorMessage, Link, Loading, Notice, Pager, PageTitle, Time } from '../components';
+import { describeDeliveryError } from '../delivery-errors';
 import { describeError, orDash } from '../format';
 import { useLoad } from '../hooks';
 import type { Delivery, Page, Webhook } from '../types';
@@ -43,7 +44,9 @@ export function WebhookPage({ id }: { id: string }) {
             <h2 id="subscription-heading">Details</h2>
             <dl class="details">
               <dt>URL</dt>
-              <dd class="url">{webhook.data.url}</dd>
+              <dd class="url">
+                <Breakable text={webhook.data.url} />
+              </dd>
               <dt>Events</dt>
               <dd>{webhook.data.events.join(', ')}</dd>
               <dt>Resource in events</dt>
@@ -139,15 +142,22 @@ function Deliveries({ webhookId }: { webhookId: string }) {
                   </td>
                   <td data-label="Attempts">{delivery.attempts}</td>
                   <td data-label="Last response">
-                    {orDash(delivery.last_response_code)}
-                    {delivery.last_error && <span class="muted"> ({delivery.last_error})</span>}
+                    {delivery.last_response_code === null && delivery.last_error ? (
+                      // No answer at all: what went wrong is the whole story.
+                      describeDeliveryError(delivery.last_error)
+                    ) : (
+                      <>
+                        {orDash(delivery.last_response_code)}
+                        {delivery.last_error && <span class="muted"> ({describeDeliveryError(delivery.last_error)})</span>}
+                      </>
+                    )}
                   </td>
                   <td data-label="Next attempt">
                     <Time value={delivery.next_attempt_at} />
                   </td>
                   <td data-label="User">
-                    <Link to={`/users/${delivery.user}`} class="id" aria-label={`User ${delivery.user}`}>
-                      {delivery.user.slice(0, 8)}…
+                    <Link to={`/users/${delivery.user}`} class="id short-id" aria-label={`User ${delivery.user}`} title={delivery.user}>
+                      {`${delivery.user.slice(0, 8)}…`}
                     </Link>
                   </td>
                   <td data-label="Happened">

@@ -1,7 +1,7 @@
 // Webhook subscriptions: the list, a form to create one, and deletion after a confirmation that names it.
 import { useState } from 'preact/hooks';
 import { api, ApiError, apiPath, type FieldErrors } from '../api';
-import { ConfirmDialog, Empty, ErrorMessage, Field, Link, Loading, Notice, Pager, PageTitle, Time } from '../components';
+import { Breakable, ConfirmDialog, Empty, ErrorMessage, Field, Link, Loading, Notice, Pager, PageTitle, Time } from '../components';
 import { describeError, messagesAt, otherMessages } from '../format';
 import { useLoad } from '../hooks';
 import { WEBHOOK_EVENTS, type Page, type Webhook } from '../types';
@@ -53,7 +53,7 @@ export function WebhooksPage() {
                       <Link to={`/webhooks/${webhook.id}`}>{webhook.name}</Link>
                     </td>
                     <td data-label="URL" class="url">
-                      {webhook.url}
+                      <Breakable text={webhook.url} />
                     </td>
                     <td data-label="Events">
                       {webhook.events.join(', ')}
@@ -120,7 +120,7 @@ function DeleteWebhook({ webhook, onDone }: { webhook: Webhook; onDone: (notice:
   return (
     <ConfirmDialog title={`Delete subscription ${webhook.name}?`} confirmLabel="Delete subscription" busy={busy} error={error} onConfirm={confirm} onCancel={() => onDone(null)}>
       <p>
-        Events stop being sent to <code>{webhook.url}</code>, and those not delivered yet are dropped. This cannot be undone.
+        Events stop being sent to <code class="url"><Breakable text={webhook.url} /></code>, and those not delivered yet are dropped. This cannot be undone.
       </p>
     </ConfirmDialog>
   );
