@@ -256,6 +256,7 @@ describe('the console (sqlite)', () => {
       await signIn(page, h.base, h.api.tenant);
       await page.getByRole('table').waitFor();
       await page.getByRole('columnheader', { name: 'Name' }).waitFor();
+      await page.getByRole('row').filter({ hasText: 'Loan_1040' }).waitFor();
       const named = await page.getByRole('row').filter({ hasText: 'Loan_1040' }).getByRole('cell').allInnerTexts();
       assert.equal(named[1], 'Applicant 0', 'a first name alone');
       await screenshot(page, 'users');
@@ -269,6 +270,8 @@ describe('the console (sqlite)', () => {
       await page.getByLabel('Find by external ID (exact match)').press('Enter');
       await page.waitForURL(/external_id=July_Connection/);
       const rows = page.getByRole('table').getByRole('row');
+      // Sarah is on the unfiltered first page too: wait for the search's answer to replace it (the Loan_ rows go).
+      await page.getByRole('row').filter({ hasText: 'Loan_1040' }).waitFor({ state: 'detached' });
       await page.getByRole('link', { name: sarah }).waitFor();
       assert.equal(await rows.count(), 2, 'the header row and the one user with that external_id');
       const cells = await rows.nth(1).getByRole('cell').allInnerTexts();
