@@ -37,7 +37,8 @@ export interface EventWriter {
 
 export class WebhooksRepository implements EventWriter {
   private readonly subscriptionsOf;
-  private readonly insertDeliverySql: string;
+  /** The outbox's own statements, in this store's SQL. */
+  private readonly sql: Record<keyof typeof OUTBOX_SQL, string>;
   private readonly settleQuery;
   readonly subscriptionPages: KeysetSource<WebhooksTable>;
   readonly deliveryPages: KeysetSource<DeliveryRow>;
@@ -53,7 +54,8 @@ export class WebhooksRepository implements EventWriter {
     this.subscriptionsOf = prepare(db, (p: { clientId: string }) =>
       db.selectFrom('webhooks').select(['id', 'name', 'events', 'include_resource']).where('client_id', '=', p.clientId),
     );
-    this.insertDeliverySql = embeddedSqliteOf(db) ? INSERT_DELIVERY_SQLITE : INSERT_DELIVERY_POSTGRES;
+    const dialect = embeddedSqliteOf(db) ? 'sqlite' : 'postgres';
+    this.sql = { due: OUTBOX_SQL.due[dialect], claim: OUTBOX_SQL.claim[dialect], insert: OUTBOX_SQL.insert[dialect], prune: OUTBOX_SQL.prune[dialect] };
     this.settleQuery = prepare(db, (p: Outcome & { seq: number; lease: string; now: string }) =>
       db
         .updateTable('webhook_deliveries')
@@ -106,7 +108,7 @@ export class WebhooksRepository implements EventWriter {
       // Written only if the subscription still exists when the change commits: one deleted meanwhile (after the
       // read above) gets nothing, and the change itself goes through.
       writes.push(
-        rawWrite(this.db, this.insertDeliverySql, [
+        rawWrite(this.db, this.sql.insert, [
           ...[clientId, id, subscription.id, data.user, event, this.cipher.encrypt(body, WebhooksRepository.payloadContext(clientId, id))],
           ...[createdAt, createdAt, createdAt, clientId, subscription.id],
         ]),
@@ -202,12 +204,12 @@ export class WebhooksRepository implements EventWriter {
       // Synchronously on the one connection, without waiting for a lock another process holds (a CLI import):
       // the event loop must not stall on a background task; the next poll tries again. A read first: an idle
       // outbox costs one indexed read per poll and never takes the write lock.
-      if (embedded.statement(DUE_SQL).get(now) === undefined) return [];
-      const claimed = embedded.withoutLockWait(() => embedded.statement(CLAIM_SQLITE).all(until, now, now, limit));
+      if (embedded.statement(this.sql.due).get(now) === undefined) return [];
+      const claimed = embedded.withoutLockWait(() => embedded.statement(this.sql.claim).all(until, now, now, limit));
       return claimed === undefined ? [] : sorted(claimed as ClaimedRow[]);
     }
-    if ((await this.db.executeQuery(CompiledQuery.raw(DUE_SQL.replace('?', '$1'), [now]))).rows.length === 0) return [];
-    return sorted((await this.db.executeQuery<ClaimedRow>(CompiledQuery.raw(CLAIM_POSTGRES, [until, now, now, limit]))).rows);
+    if ((await this.db.executeQuery(CompiledQuery.raw(this.sql.due, [now]))).rows.length === 0) return [];
+    return sorted((await this.db.executeQuery<ClaimedRow>(CompiledQuery.raw(this.sql.claim, [until, now, now, limit]))).rows);
   }
 
   /** Whether one process alone delivers (the embedded store), so that leases need not outlive it. */
@@ -224,9 +226,7 @@ export class WebhooksRepository implements EventWriter {
    * how many. Walks the commit order from its start, where the old rows are, so it needs no index of its own.
    */
   async deleteSettledBefore(before: string, limit: number): Promise<number> {
-    const result = await this.db.executeQuery(
-      CompiledQuery.raw(embeddedSqliteOf(this.db) ? PRUNE_SQLITE : PRUNE_POSTGRES, [before, limit]),
-    );
+    const result = await this.db.executeQuery(CompiledQuery.raw(this.sql.prune, [before, limit]));
     return Number(result.numAffectedRows ?? 0n);
   }
 
@@ -248,45 +248,55 @@ const sorted = (rows: ClaimedRow[]) => rows.map(toDeliveryRow).sort((a, b) => a.
 // The outbox queries, in SQL of their own: `status = 'pending'` is spelled as a literal so that both stores use the
 // partial indexes of migration 0005 (neither does for a bound parameter).
 
-/** Whether anything may be due (in flight rows count too: the claim then finds nothing). */
-const DUE_SQL = "select seq from webhook_deliveries where status = 'pending' and next_attempt_at <= ? limit 1";
+/** The n-th parameter of a statement, with its type on PostgreSQL. */
+type Parameter = (n: number, type: string) => string;
 
-/**
- * Claims the due deliveries in due order, each the oldest pending one of its (subscription, user), for a lease:
- * counted as an attempt, invisible to other claimers until the lease ends (parameters: lease end, now, now, limit).
- */
-const claimSql = (lockClause: string, p: (n: number) => string) => `
-  update webhook_deliveries set lease_until = ${p(1)}, attempts = attempts + 1
+/** A statement in each store's SQL: `?` on SQLite, `$n::type` on PostgreSQL. */
+const inBothStores = (build: (p: Parameter, pg: boolean) => string) => ({
+  sqlite: build(() => '?', false),
+  postgres: build((n, type) => `$${n}::${type}`, true),
+});
+
+const OUTBOX_SQL = {
+  /** Whether anything may be due (in flight rows count too: the claim then finds nothing). Parameter: now. */
+  due: inBothStores((p) => `select seq from webhook_deliveries where status = 'pending' and next_attempt_at <= ${p(1, 'timestamptz')} limit 1`),
+  /**
+   * Claims the due deliveries in due order, each the oldest pending one of its (subscription, user), for a lease:
+   * counted as an attempt, invisible to other claimers until the lease ends (parameters: lease end, now, now, limit).
+   */
+  claim: inBothStores(
+    (p, pg) => `
+  update webhook_deliveries set lease_until = ${p(1, 'timestamptz')}, attempts = attempts + 1
   where seq in (
     select d.seq from webhook_deliveries d
-    where d.status = 'pending' and d.next_attempt_at <= ${p(2)} and (d.lease_until is null or d.lease_until < ${p(3)})
+    where d.status = 'pending' and d.next_attempt_at <= ${p(2, 'timestamptz')}
+      and (d.lease_until is null or d.lease_until < ${p(3, 'timestamptz')})
       and not exists (
         select 1 from webhook_deliveries e
         where e.status = 'pending' and e.client_id = d.client_id and e.webhook_id = d.webhook_id
           and e.user_id = d.user_id and e.seq < d.seq)
-    order by d.next_attempt_at limit ${p(4)}${lockClause})
-  returning *`;
-const CLAIM_SQLITE = claimSql('', () => '?');
-const CLAIM_POSTGRES = claimSql(' for update skip locked', (n) => `$${n}`);
-
-/**
- * A new delivery, pending and due now, if its subscription exists (parameters: client, id, subscription, user,
- * event, payload, created at three times (due, created, updated), client, subscription).
- */
-const insertDeliverySql = (p: (n: number, type: string) => string) => `
+    order by d.next_attempt_at limit ${p(4, 'int')}${pg ? ' for update skip locked' : ''})
+  returning *`,
+  ),
+  /**
+   * A new delivery, pending and due now, if its subscription exists (parameters: client, id, subscription, user,
+   * event, payload, created at three times (due, created, updated), client, subscription).
+   */
+  insert: inBothStores(
+    (p) => `
   insert into webhook_deliveries (client_id, id, webhook_id, user_id, event, payload, status, attempts, next_attempt_at,
     created_at, updated_at)
   select ${p(1, 'uuid')}, ${p(2, 'uuid')}, ${p(3, 'uuid')}, ${p(4, 'uuid')}, ${p(5, 'text')}, ${p(6, 'text')}, 'pending', 0,
     ${p(7, 'timestamptz')}, ${p(8, 'timestamptz')}, ${p(9, 'timestamptz')}
-  where exists (select 1 from webhooks where client_id = ${p(10, 'uuid')} and id = ${p(11, 'uuid')})`;
-const INSERT_DELIVERY_SQLITE = insertDeliverySql(() => '?');
-const INSERT_DELIVERY_POSTGRES = insertDeliverySql((n, type) => `$${n}::${type}`);
-
-const pruneSql = (p: (n: number) => string) =>
-  `delete from webhook_deliveries where seq in (
-     select seq from webhook_deliveries where status <> 'pending' and created_at < ${p(1)} order by seq limit ${p(2)})`;
-const PRUNE_SQLITE = pruneSql(() => '?');
-const PRUNE_POSTGRES = pruneSql((n) => `$${n}`);
+  where exists (select 1 from webhooks where client_id = ${p(10, 'uuid')} and id = ${p(11, 'uuid')})`,
+  ),
+  /** Settled deliveries created before a time, oldest first (parameters: before, limit). */
+  prune: inBothStores(
+    (p) => `
+  delete from webhook_deliveries where seq in (
+    select seq from webhook_deliveries where status <> 'pending' and created_at < ${p(1, 'timestamptz')} order by seq limit ${p(2, 'int')})`,
+  ),
+};
 
 /** PostgreSQL returns bigserial as text. */
 function toDeliveryRow(row: { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>): DeliveryRow {
