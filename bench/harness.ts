@@ -58,8 +58,8 @@ export const settings = {
   stores: chooseStores(),
   scale: ['1', 'true', 'yes'].includes((process.env.BENCH_SCALE ?? '').toLowerCase()),
   webhookRounds: Math.round(positive('BENCH_WEBHOOK_ROUNDS', 3)),
-  /** BENCH_ONLY=webhooks: the ceiling and the webhook rounds only (for quick A/B runs). */
-  only: process.env.BENCH_ONLY === 'webhooks' ? ('webhooks' as const) : undefined,
+  /** BENCH_ONLY=webhooks|link: the ceiling and the webhook rounds, or the Link and accounts scenarios, only (quick A/B runs). */
+  only: (['webhooks', 'link'] as const).find((only) => only === process.env.BENCH_ONLY),
   seedUsers: Math.round(positive('BENCH_SEED_USERS', 10_000)),
   scaleUsers: Math.round(positive('BENCH_SCALE_USERS', 1_000_000)),
   postgresUrl: process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test',
