@@ -105,8 +105,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.addHook('preClose', async () => {
     closing = true;
   });
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   for (const schema of [UserSchema, AccountSchema, WebhookSchema, DeliverySchema, ApiKeySchema, DetailErrorSchema, ValidationErrorSchema]) {

@@ -1,8 +1,9 @@
 // The Database interface (table row types) and opening a store from DATABASE_URL.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type Generated, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type Driver, type Generated, type SqliteDialectConfig, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
@@ -165,11 +166,59 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
   sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-  const embedded = new EmbeddedSqlite(sqlite);
+  // FULL: group commit waits for the disk off the event loop (see group-commit.ts), syncing the WAL file itself.
+  const embedded = new EmbeddedSqlite(sqlite, synchronous === 'full' && path !== ':memory:' ? () => syncFile(`${path}-wal`) : undefined);
   const database = { close: () => embedded.close(), prepare: (text: string) => embedded.statement(text) };
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: new DurableReadsDialect({ database }, () => embedded.writes.undurable) });
   embeddedStores.set(db, embedded);
   return db;
+}
+
+/** fdatasync on libuv's thread pool. No file means nothing was written to it (SQLite removes its WAL when it closes). */
+async function syncFile(path: string): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Kysely's SQLite dialect whose queries first wait for a committed group still on its way to the disk (see
+ * GroupCommit.undurable), as the prepared queries do: no read sees a write before it is durable.
+ */
+class DurableReadsDialect extends SqliteDialect {
+  constructor(
+    config: SqliteDialectConfig,
+    private readonly undurable: () => Promise<void> | undefined,
+  ) {
+    super(config);
+  }
+
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    const undurable = this.undurable;
+    return new Proxy(driver, {
+      get(target, name, receiver) {
+        if (name === 'acquireConnection') {
+          return async () => {
+            const wait = undurable();
+            if (wait) await wait;
+            return target.acquireConnection();
+          };
+        }
+        const value: unknown = Reflect.get(target, name, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  }
 }
 
 /**
@@ -182,8 +231,11 @@ export class EmbeddedSqlite {
   readonly writes: GroupCommit;
   readonly wal: WalScrubber;
 
-  constructor(readonly connection: SQLite.Database) {
-    this.writes = new GroupCommit(connection);
+  constructor(
+    readonly connection: SQLite.Database,
+    syncWal?: () => Promise<void>,
+  ) {
+    this.writes = new GroupCommit(connection, syncWal);
     this.wal = new WalScrubber(connection);
   }
 
@@ -215,7 +267,7 @@ export class EmbeddedSqlite {
   }
 
   close(): void {
-    this.writes.flush();
+    this.writes.close();
     this.wal.flush();
     this.connection.close();
   }

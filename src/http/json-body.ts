@@ -1,5 +1,5 @@
 // JSON request bodies: strict UTF-8, and an empty body counts as no body (curl sends a JSON content type without one).
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { errors, type ApiError } from '../errors.js';
 
 // fatal: invalid UTF-8 is refused, not replaced with U+FFFD; ignoreBOM false: one BOM at the start is dropped.
@@ -27,9 +27,15 @@ export function parseJsonBody(body: Uint8Array): unknown {
 }
 
 export function registerJsonBody(app: FastifyInstance): void {
-  // No body at all is an empty object: real clients create users with a bare POST.
-  app.addHook('preValidation', async (request) => {
+  // No body at all is an empty object: real clients create users with a bare POST. Only routes that take a body
+  // get the hook (decided once per route, not per request), and it is synchronous: no promise per request.
+  const emptyBody = (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction) => {
     if (request.body === undefined) request.body = {};
+    done();
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.body === undefined) return;
+    route.preValidation = [emptyBody, ...[route.preValidation ?? []].flat()];
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(

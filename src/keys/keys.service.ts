@@ -1,5 +1,5 @@
 // Tenants and API keys: secrets are random, shown once, and stored only as a SHA-256 hash.
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { timestampNow } from '../clock.js';
 import { storedTimeToIso, type Db } from '../db/database.js';
 import type { CursorCodec } from '../paging/cursor.js';
@@ -27,8 +27,9 @@ export class KeyError extends Error {}
 
 const API_KEY_ID = /^[0-9a-f]{32}$/;
 
-// Secrets carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
-const hashSecret = (secret: string) => createHash('sha256').update(secret).digest();
+// Secrets carry 256 random bits, so a fast hash is enough: there is nothing to brute-force. The one-shot
+// crypto.hash makes no Hash object: half the cost of createHash().update().digest() per request.
+const hashSecret = (secret: string) => hash('sha256', secret, 'buffer');
 
 export async function createApiKey(db: Db, options: { name: string; clientId?: string }): Promise<IssuedKey> {
   const now = timestampNow();
