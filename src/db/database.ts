@@ -2,11 +2,22 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type Generated, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import {
+  Kysely,
+  PostgresAdapter,
+  PostgresDialect,
+  sql,
+  SqliteDialect,
+  type Generated,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type SqliteStatement,
+} from 'kysely';
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
 import { GroupCommit } from './group-commit.js';
+import type { DbObserver, ObserveStatement } from './observer.js';
 import { WalScrubber } from './wal-scrub.js';
 
 export interface ClientsTable {
@@ -151,7 +162,7 @@ export type Db = Kysely<Database>;
 /** How long a write waits for the lock another process (a CLI command) holds on the same file before it fails. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
-function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { kind: 'sqlite' }>): Db {
+function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { kind: 'sqlite' }>, observer: DbObserver): Db {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // The database holds personal data: owner-only, and SQLite gives its -wal/-shm files the same mode.
@@ -165,11 +176,23 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
   sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-  const embedded = new EmbeddedSqlite(sqlite);
-  const database = { close: () => embedded.close(), prepare: (text: string) => embedded.statement(text) };
+  const embedded = new EmbeddedSqlite(sqlite, observer);
+  const { statement: observe } = observer;
+  const prepare = observe ? (text: string) => observed(embedded.statement(text), observe) : (text: string) => embedded.statement(text);
+  const database = { close: () => embedded.close(), prepare };
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   embeddedStores.set(db, embedded);
   return db;
+}
+
+/** A statement as Kysely runs it, each run seen by the observer (tracing). */
+function observed(statement: SQLite.Statement, observe: ObserveStatement): SqliteStatement {
+  return {
+    reader: statement.reader,
+    all: (parameters) => observe(statement.source, () => statement.all(parameters)),
+    run: (parameters) => observe(statement.source, () => statement.run(parameters)),
+    iterate: (parameters) => statement.iterate(parameters),
+  };
 }
 
 /**
@@ -182,8 +205,12 @@ export class EmbeddedSqlite {
   readonly writes: GroupCommit;
   readonly wal: WalScrubber;
 
-  constructor(readonly connection: SQLite.Database) {
-    this.writes = new GroupCommit(connection);
+  constructor(
+    readonly connection: SQLite.Database,
+    /** What tracing and metrics see of this store ({} when neither is on). */
+    readonly observer: DbObserver = {},
+  ) {
+    this.writes = new GroupCommit(connection, observer);
     this.wal = new WalScrubber(connection);
   }
 
@@ -265,14 +292,14 @@ const didNotAnswer = (error: unknown) =>
  * ROLLBACK, say) and its release discards it. Failures that mean the database is not answering become
  * DatabaseUnavailableError; the server's answers (a constraint, a syntax error) pass through as they are.
  */
-function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
+function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObserver): PostgresPool {
   const { DatabaseError } = loadPg();
   const asUnavailable = (error: unknown) =>
     error instanceof DatabaseError && !UNAVAILABLE_SQLSTATE.test(error.code ?? '') ? error : didNotAnswer(error);
   const guarded = new WeakMap<PgModule.PoolClient, PostgresPoolClient>();
   const guard = (client: PgModule.PoolClient): PostgresPoolClient => {
     let lost: DatabaseUnavailableError | undefined;
-    const query = async (text: string, parameters: readonly unknown[]) => {
+    const send = async (text: string, parameters: readonly unknown[]) => {
       if (lost) throw lost;
       try {
         return await client.query(text, parameters as unknown[]);
@@ -281,6 +308,8 @@ function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
         throw asUnavailable(error);
       }
     };
+    const { statement: observe } = observer;
+    const query = observe ? (text: string, parameters: readonly unknown[]) => observe(text, () => send(text, parameters)) : send;
     return { query, release: (destroy?: boolean) => client.release(lost ?? destroy) } as unknown as PostgresPoolClient;
   };
   const open = new Set<PgModule.PoolClient>();
@@ -318,7 +347,7 @@ function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
   };
 }
 
-function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db {
+function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, observer: DbObserver): Db {
   const startup = ['-c TimeZone=UTC'];
   if (config.schema) startup.push(`-c search_path=${config.schema}`);
   const pool = new (loadPg().Pool)({
@@ -338,11 +367,22 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs, observer) }) });
+  postgresPools.set(db, pool);
+  return db;
 }
 
-export function openDatabase(config: DatabaseConfig): Db {
-  return config.kind === 'sqlite' ? openSqlite(config) : openPostgres(config);
+/** The connection counts of a PostgreSQL pool (for metrics). */
+export type PoolCounts = Pick<PgModule.Pool, 'totalCount' | 'idleCount' | 'waitingCount'>;
+
+const postgresPools = new WeakMap<Db, PoolCounts>();
+
+/** The pool behind `db`, or undefined for SQLite. */
+export const postgresPoolOf = (db: Db): PoolCounts | undefined => postgresPools.get(db);
+
+/** `observer` sees the store's statements and group commits (see observer.ts); none by default. */
+export function openDatabase(config: DatabaseConfig, observer: DbObserver = {}): Db {
+  return config.kind === 'sqlite' ? openSqlite(config, observer) : openPostgres(config, observer);
 }
 
 export function dialectOf<T>(db: Kysely<T>): DatabaseConfig['kind'] {
@@ -373,10 +413,10 @@ export function isUniqueViolation(error: unknown): boolean {
 }
 
 /** Opens the store and proves it answers, or fails with one clear sentence. */
-export async function connectDatabase(config: DatabaseConfig): Promise<Db> {
+export async function connectDatabase(config: DatabaseConfig, observer?: DbObserver): Promise<Db> {
   let db: Db | undefined;
   try {
-    db = openDatabase(config);
+    db = openDatabase(config, observer);
     await sql`select 1`.execute(db);
     return db;
   } catch (error) {

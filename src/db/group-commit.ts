@@ -1,5 +1,6 @@
 // Group commit on the embedded store: the writes issued in one turn of the event loop share one transaction.
 import type SQLite from 'better-sqlite3';
+import type { DbObserver } from './observer.js';
 
 /** One run of a prepared statement. */
 export interface Step {
@@ -38,7 +39,10 @@ export class GroupCommit {
   /** Transaction control, prepared once: exec() would parse its SQL on every group and every unit. */
   private readonly control;
 
-  constructor(private readonly connection: SQLite.Database) {
+  constructor(
+    private readonly connection: SQLite.Database,
+    private readonly observer: DbObserver = {},
+  ) {
     const statement = (text: string) => connection.prepare(text);
     this.control = {
       begin: statement('BEGIN IMMEDIATE'),
@@ -60,6 +64,12 @@ export class GroupCommit {
 
   /** Runs the steps in order in the next group, all or none; resolves with the rows each changed. */
   runSteps(steps: readonly Step[]): Promise<number[]> {
+    const { statement: observe } = this.observer;
+    // Traced as one unit, in the caller's context, from queueing to COMMIT: the wait for the group is its cost too.
+    return observe ? observe(steps[0]?.statement.source ?? '', () => this.enqueue(steps)) : this.enqueue(steps);
+  }
+
+  private enqueue(steps: readonly Step[]): Promise<number[]> {
     return new Promise((resolve, reject) => {
       if (this.pending.push({ steps, resolve, reject }) === 1) setImmediate(this.flushSoon);
     });
@@ -90,7 +100,9 @@ export class GroupCommit {
           changes.push([]);
         }
       }
+      const started = this.observer.groupCommitted ? performance.now() : 0;
       this.control.commit.run();
+      this.observer.groupCommitted?.(group.length, (performance.now() - started) / 1000);
     } catch (error) {
       if (this.connection.inTransaction) this.connection.exec('ROLLBACK');
       for (const write of group) write.reject(error);

@@ -122,9 +122,15 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
   const embedded = embeddedSqliteOf(db);
   if (embedded) {
     const statement = embedded.statement(compiled.sql);
+    const { statement: observe } = embedded.observer;
+    const read = {
+      all: async (given: A) => statement.all(...parameters(given)) as O[],
+      first: async (given: A) => statement.get(...parameters(given)) as O | undefined,
+    };
     return {
-      all: async (given) => statement.all(...parameters(given)) as O[],
-      first: async (given) => statement.get(...parameters(given)) as O | undefined,
+      ...(observe
+        ? { all: (given) => observe(compiled.sql, () => read.all(given)), first: (given) => observe(compiled.sql, () => read.first(given)) }
+        : read),
       run: (given) => embedded.writes.run(statement, parameters(given)),
       runAll: (given) => embedded.writes.runAll(statement, given.map(parameters)),
       bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) }, statement }),
