@@ -40,12 +40,15 @@ import { WebhooksRepository } from './webhooks/webhooks.repository.js';
 import { webhooksRoutes } from './webhooks/webhooks.routes.js';
 import { DeliverySchema, WebhookSchema } from './webhooks/webhooks.schemas.js';
 import { WebhooksService } from './webhooks/webhooks.service.js';
+import type { Telemetry } from './telemetry/telemetry.js';
 
 export interface AppDeps {
   db: Db;
   /** Resolved from configuration, or the files beside an embedded database (see secrets.ts). */
   secrets: Secrets;
   logger?: Logger;
+  /** Metrics and traces, when configured (see telemetry/). */
+  telemetry?: Telemetry;
 }
 
 export const API_DESCRIPTION =
@@ -95,6 +98,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.server.maxConnections = config.limits.maxConnections;
+  deps.telemetry?.register(app);
   registerJsonBody(app);
   registerSecurityHeaders(app);
   await registerLoadShedding(app, config.limits);
@@ -149,7 +153,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const accounts = new AccountsService(deps.db, cursors, outbox);
   const webhooks = new WebhooksService(outbox, pii, cursors, config.webhooks.allowPrivate);
   if (config.webhooks.deliver) {
-    const dispatcher = new WebhookDispatcher(outbox, pii, config.webhooks, app.log);
+    const dispatcher = new WebhookDispatcher(outbox, pii, config.webhooks, app.log, deps.telemetry?.deliveries);
     app.addHook('onReady', async () => dispatcher.start());
     // Before the store closes: the deliveries in flight settle first.
     app.addHook('preClose', async () => dispatcher.stop());

@@ -50,6 +50,22 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly limits: Limits;
   readonly webhooks: WebhookSettings;
+  /** Prometheus metrics on a port of their own; undefined (METRICS_PORT unset): no metrics at all. */
+  readonly metrics: MetricsSettings | undefined;
+  /** OpenTelemetry traces over OTLP/HTTP; undefined (no endpoint set): no tracing at all. */
+  readonly tracing: TracingSettings | undefined;
+}
+
+export interface MetricsSettings {
+  /** 0: a port the OS picks (tests). */
+  readonly port: number;
+  readonly host: string;
+}
+
+export interface TracingSettings {
+  /** Where spans are POSTed: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT as given, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces. */
+  readonly url: string;
+  readonly serviceName: string;
 }
 
 export interface WebhookSettings {
@@ -151,7 +167,17 @@ export const ENVIRONMENT_HELP = `Environment:
                        0 keeps them for ever)
   MAX_EVENT_LOOP_DELAY_MS
                        answer 503 while the event loop lags more than this (default 1000;
-                       0 turns load shedding off); /healthz is never shed`;
+                       0 turns load shedding off); /healthz is never shed
+  METRICS_PORT         serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics, apart
+                       from the API (default: unset, no metrics are kept at all)
+  METRICS_HOST         address the metrics server binds (default 127.0.0.1)
+  OTEL_EXPORTER_OTLP_ENDPOINT
+                       send traces over OTLP/HTTP (JSON) to this collector, at its /v1/traces
+                       (e.g. http://127.0.0.1:4318; default: unset, no tracing at all)
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+                       the traces URL itself, used as given (instead of the one above)
+  OTEL_SERVICE_NAME    service.name of the spans (default users-api)
+  OTEL_SDK_DISABLED    true turns tracing off whatever the endpoint`;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -256,6 +282,36 @@ function limits(env: NodeJS.ProcessEnv): Limits {
   };
 }
 
+function metrics(env: NodeJS.ProcessEnv, apiPort: number): MetricsSettings | undefined {
+  if (env.METRICS_PORT === undefined || env.METRICS_PORT === '') return undefined;
+  const port = integer(env, 'METRICS_PORT', 0, 0, 65535);
+  if (port !== 0 && port === apiPort) throw new ConfigError('METRICS_PORT must differ from PORT: metrics are never served beside the API');
+  return Object.freeze({ port, host: env.METRICS_HOST || '127.0.0.1' });
+}
+
+/** The standard OTel variables that turn tracing on; the SDK reads the rest (OTEL_EXPORTER_OTLP_HEADERS, OTEL_BSP_*...). */
+function tracing(env: NodeJS.ProcessEnv): TracingSettings | undefined {
+  if (boolean(env, 'OTEL_SDK_DISABLED', false)) return undefined;
+  const traces = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || undefined;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT || undefined;
+  if (traces === undefined && base === undefined) return undefined;
+  const name = traces === undefined ? 'OTEL_EXPORTER_OTLP_ENDPOINT' : 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT';
+  const url = traces ?? `${base!.replace(/\/+$/, '')}/v1/traces`;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || !/^https?:$/.test(parsed.protocol)) {
+    throw new ConfigError(`${name} must be an http:// or https:// URL (OTLP/HTTP, e.g. http://127.0.0.1:4318), got "${traces ?? base}"`);
+  }
+  for (const protocol of ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL']) {
+    if (env[protocol] === 'grpc') throw new ConfigError(`${protocol}=grpc is not supported: traces are sent over OTLP/HTTP (port 4318)`);
+  }
+  return Object.freeze({ url, serviceName: env.OTEL_SERVICE_NAME || 'users-api' });
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const secret = env.USER_TOKEN_SECRET || undefined;
   if (secret !== undefined && secret.length < 32) {
@@ -267,8 +323,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
   }
+  const port = integer(env, 'PORT', 8080, 0, 65535);
   return Object.freeze({
-    port: integer(env, 'PORT', 8080, 0, 65535),
+    port,
     host: env.HOST || '127.0.0.1',
     databaseUrl,
     database: db,
@@ -294,5 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: 16,
       perSubscription: 4,
     }),
+    metrics: metrics(env, port),
+    tracing: tracing(env),
   });
 }

@@ -9,6 +9,7 @@ import { describeInstance, InstanceHeartbeat, liveInstances, type LiveInstance }
 import { createLogger } from './logger.js';
 import type { Logger } from 'pino';
 import { resolveSecrets, type Secrets } from './secrets.js';
+import { Telemetry } from './telemetry/telemetry.js';
 
 /** On an empty store, a key so that a newcomer's first request works; printed once, never logged. */
 async function createDevelopmentKeyIfNone(db: Db, baseUrl: string): Promise<void> {
@@ -46,7 +47,9 @@ async function warnOfInstancesLackingKey(db: Db, self: LiveInstance, logger: Log
 export async function serve(config: Config): Promise<FastifyInstance> {
   const logger = createLogger(config.logLevel);
   if (config.database.kind === 'postgres') resolveSecrets(config); // fail fast, before connecting
-  const db = await connectDatabase(config.database);
+  // Before the store opens: it reports its statements and commits to whichever of metrics and traces is on.
+  const telemetry = await Telemetry.start(config, logger);
+  const db = await connectDatabase(config.database, telemetry?.db);
   let secrets: Secrets;
   try {
     if (config.migrateOnStart) await migrateToLatest(db);
@@ -58,11 +61,14 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   if (secrets.userTokenSecretReplaced) {
     logger.warn('user-token.secret was missing and a new one was generated: user tokens and cursors issued before are no longer valid');
   }
-  const app = await buildApp(config, { db, secrets, logger });
+  telemetry?.watch(db);
+  const app = await buildApp(config, { db, secrets, logger, telemetry });
   const heartbeat = await InstanceHeartbeat.start(db, secrets.piiKeys.map((key) => key.id), logger);
   app.addHook('onClose', async () => {
     await heartbeat.stop().catch((error: unknown) => logger.warn({ err: error }, 'could not remove the instance heartbeat'));
     await db.destroy();
+    // Last: the spans of the requests and statements that just ended go out with the rest.
+    await telemetry?.stop();
   });
   await warnOfInstancesLackingKey(db, heartbeat.instance, logger);
 
@@ -92,6 +98,8 @@ export async function serve(config: Config): Promise<FastifyInstance> {
   process.on('SIGINT', () => shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
+  // Its own port, never the API's: exposing the API does not expose the metrics.
+  await telemetry?.listen();
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = ['0.0.0.0', '::'].includes(config.host) ? 'localhost' : config.host;

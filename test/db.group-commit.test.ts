@@ -97,6 +97,7 @@ describe('group commit waiting for the disk off the event loop (SQLite, synchron
     flushes = [];
     writes = new GroupCommit(
       connection,
+      {},
       () => new Promise<void>((finish, fail) => void flushes.push({ finish, fail })),
     );
   });
@@ -167,7 +168,7 @@ describe('reads wait for a committed group still on its way to the disk (SQLite 
     embedded = embeddedSqliteOf(db)!;
     await sql`create table t (id integer primary key, v text not null)`.execute(db);
     // The store's own group commit, with a WAL flush the test holds.
-    (embedded as { writes: GroupCommit }).writes = new GroupCommit(embedded.connection, () => new Promise<void>((finish) => (finishFlush = finish)));
+    (embedded as { writes: GroupCommit }).writes = new GroupCommit(embedded.connection, {}, () => new Promise<void>((finish) => (finishFlush = finish)));
   });
   after(async () => {
     await db.destroy();

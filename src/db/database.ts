@@ -3,11 +3,24 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, PostgresAdapter, PostgresDialect, sql, SqliteDialect, type Driver, type Generated, type SqliteDialectConfig, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import {
+  Kysely,
+  PostgresAdapter,
+  PostgresDialect,
+  sql,
+  SqliteDialect,
+  type Driver,
+  type Generated,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type SqliteDialectConfig,
+  type SqliteStatement,
+} from 'kysely';
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
 import { GroupCommit } from './group-commit.js';
+import type { DbObserver, ObserveStatement } from './observer.js';
 import { WalScrubber } from './wal-scrub.js';
 
 export interface ClientsTable {
@@ -152,7 +165,7 @@ export type Db = Kysely<Database>;
 /** How long a write waits for the lock another process (a CLI command) holds on the same file before it fails. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;
 
-function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { kind: 'sqlite' }>): Db {
+function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { kind: 'sqlite' }>, observer: DbObserver): Db {
   if (path !== ':memory:') {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // The database holds personal data: owner-only, and SQLite gives its -wal/-shm files the same mode.
@@ -167,8 +180,11 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
   sqlite.pragma('secure_delete = ON');
   sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
   // FULL: group commit waits for the disk off the event loop (see group-commit.ts), syncing the WAL file itself.
-  const embedded = new EmbeddedSqlite(sqlite, synchronous === 'full' && path !== ':memory:' ? () => syncFile(`${path}-wal`) : undefined);
-  const database = { close: () => embedded.close(), prepare: (text: string) => embedded.statement(text) };
+  const syncWal = synchronous === 'full' && path !== ':memory:' ? () => syncFile(`${path}-wal`) : undefined;
+  const embedded = new EmbeddedSqlite(sqlite, observer, syncWal);
+  const { statement: observe } = observer;
+  const prepare = observe ? (text: string) => observed(embedded.statement(text), observe) : (text: string) => embedded.statement(text);
+  const database = { close: () => embedded.close(), prepare };
   const db = new Kysely<Database>({ dialect: new DurableReadsDialect({ database }, () => embedded.writes.undurable) });
   embeddedStores.set(db, embedded);
   return db;
@@ -221,6 +237,16 @@ class DurableReadsDialect extends SqliteDialect {
   }
 }
 
+/** A statement as Kysely runs it, each run seen by the observer (tracing). */
+function observed(statement: SQLite.Statement, observe: ObserveStatement): SqliteStatement {
+  return {
+    reader: statement.reader,
+    all: (parameters) => observe(statement.source, () => statement.all(parameters)),
+    run: (parameters) => observe(statement.source, () => statement.run(parameters)),
+    iterate: (parameters) => statement.iterate(parameters),
+  };
+}
+
 /**
  * The embedded store's one connection: a cache of prepared statements (Kysely prepares every query anew,
  * and the service issues a handful of distinct SQL texts), group commit for the writes of prepared queries, and
@@ -233,9 +259,12 @@ export class EmbeddedSqlite {
 
   constructor(
     readonly connection: SQLite.Database,
+    /** What tracing and metrics see of this store ({} when neither is on). */
+    readonly observer: DbObserver = {},
+    /** See GroupCommit: the WAL flushed off the event loop (synchronous=FULL). */
     syncWal?: () => Promise<void>,
   ) {
-    this.writes = new GroupCommit(connection, syncWal);
+    this.writes = new GroupCommit(connection, observer, syncWal);
     this.wal = new WalScrubber(connection);
   }
 
@@ -317,14 +346,14 @@ const didNotAnswer = (error: unknown) =>
  * ROLLBACK, say) and its release discards it. Failures that mean the database is not answering become
  * DatabaseUnavailableError; the server's answers (a constraint, a syntax error) pass through as they are.
  */
-function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
+function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObserver): PostgresPool {
   const { DatabaseError } = loadPg();
   const asUnavailable = (error: unknown) =>
     error instanceof DatabaseError && !UNAVAILABLE_SQLSTATE.test(error.code ?? '') ? error : didNotAnswer(error);
   const guarded = new WeakMap<PgModule.PoolClient, PostgresPoolClient>();
   const guard = (client: PgModule.PoolClient): PostgresPoolClient => {
     let lost: DatabaseUnavailableError | undefined;
-    const query = async (text: string, parameters: readonly unknown[]) => {
+    const send = async (text: string, parameters: readonly unknown[]) => {
       if (lost) throw lost;
       try {
         return await client.query(text, parameters as unknown[]);
@@ -333,6 +362,8 @@ function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
         throw asUnavailable(error);
       }
     };
+    const { statement: observe } = observer;
+    const query = observe ? (text: string, parameters: readonly unknown[]) => observe(text, () => send(text, parameters)) : send;
     return { query, release: (destroy?: boolean) => client.release(lost ?? destroy) } as unknown as PostgresPoolClient;
   };
   const open = new Set<PgModule.PoolClient>();
@@ -370,7 +401,7 @@ function boundedPool(pool: PgModule.Pool, closeGraceMs: number): PostgresPool {
   };
 }
 
-function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db {
+function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, observer: DbObserver): Db {
   const startup = ['-c TimeZone=UTC'];
   if (config.schema) startup.push(`-c search_path=${config.schema}`);
   const pool = new (loadPg().Pool)({
@@ -390,11 +421,22 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>): Db
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs, observer) }) });
+  postgresPools.set(db, pool);
+  return db;
 }
 
-export function openDatabase(config: DatabaseConfig): Db {
-  return config.kind === 'sqlite' ? openSqlite(config) : openPostgres(config);
+/** The connection counts of a PostgreSQL pool (for metrics). */
+export type PoolCounts = Pick<PgModule.Pool, 'totalCount' | 'idleCount' | 'waitingCount'>;
+
+const postgresPools = new WeakMap<Db, PoolCounts>();
+
+/** The pool behind `db`, or undefined for SQLite. */
+export const postgresPoolOf = (db: Db): PoolCounts | undefined => postgresPools.get(db);
+
+/** `observer` sees the store's statements and group commits (see observer.ts); none by default. */
+export function openDatabase(config: DatabaseConfig, observer: DbObserver = {}): Db {
+  return config.kind === 'sqlite' ? openSqlite(config, observer) : openPostgres(config, observer);
 }
 
 export function dialectOf<T>(db: Kysely<T>): DatabaseConfig['kind'] {
@@ -425,10 +467,10 @@ export function isUniqueViolation(error: unknown): boolean {
 }
 
 /** Opens the store and proves it answers, or fails with one clear sentence. */
-export async function connectDatabase(config: DatabaseConfig): Promise<Db> {
+export async function connectDatabase(config: DatabaseConfig, observer?: DbObserver): Promise<Db> {
   let db: Db | undefined;
   try {
-    db = openDatabase(config);
+    db = openDatabase(config, observer);
     await sql`select 1`.execute(db);
     return db;
   } catch (error) {

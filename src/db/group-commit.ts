@@ -1,5 +1,6 @@
 // Group commit on the embedded store: the writes issued in one turn of the event loop share one transaction.
 import type SQLite from 'better-sqlite3';
+import type { DbObserver } from './observer.js';
 
 /** One run of a prepared statement. */
 export interface Step {
@@ -50,6 +51,7 @@ export class GroupCommit {
 
   constructor(
     private readonly connection: SQLite.Database,
+    private readonly observer: DbObserver = {},
     /** Flushes the WAL file to disk off the event loop; without it, COMMIT waits for the disk itself. */
     private readonly syncWal?: () => Promise<void>,
   ) {
@@ -82,6 +84,12 @@ export class GroupCommit {
 
   /** Runs the steps in order in the next group, all or none; resolves with the rows each changed. */
   runSteps(steps: readonly Step[]): Promise<number[]> {
+    const { statement: observe } = this.observer;
+    // Traced as one unit, in the caller's context, from queueing to COMMIT: the wait for the group is its cost too.
+    return observe ? observe(steps[0]?.statement.source ?? '', () => this.enqueue(steps)) : this.enqueue(steps);
+  }
+
+  private enqueue(steps: readonly Step[]): Promise<number[]> {
     return new Promise((resolve, reject) => {
       if (this.pending.push({ steps, resolve, reject }) === 1) setImmediate(this.flushSoon);
     });
@@ -107,6 +115,7 @@ export class GroupCommit {
     if (group.length === 0) return;
     const deferred = this.syncWal !== undefined && !this.closing;
     const outcomes: Array<number[] | { error: unknown }> = [];
+    let started = 0;
     try {
       // SQLite refuses to change the safety level inside a transaction (and sets it when such a PRAGMA is
       // prepared, not when it runs): around the transaction, each time.
@@ -121,6 +130,7 @@ export class GroupCommit {
           outcomes.push({ error });
         }
       }
+      started = this.observer.groupCommitted ? performance.now() : 0;
       this.control.commit.run();
     } catch (error) {
       if (this.connection.inTransaction) this.connection.exec('ROLLBACK');
@@ -129,12 +139,15 @@ export class GroupCommit {
     } finally {
       if (deferred && !this.connection.inTransaction) this.connection.pragma('synchronous = FULL');
     }
-    const settle = () =>
+    const settle = () => {
+      // From COMMIT until the group is on disk: the fsync, whether COMMIT or syncWal waited for it.
+      this.observer.groupCommitted?.(group.length, (performance.now() - started) / 1000);
       group.forEach((write, i) => {
         const outcome = outcomes[i]!;
         if (Array.isArray(outcome)) write.resolve(outcome);
         else write.reject(outcome.error);
       });
+    };
     if (deferred) this.syncThen(group, settle);
     else settle();
   }

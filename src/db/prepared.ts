@@ -143,18 +143,24 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
   const embedded = embeddedSqliteOf(db);
   if (embedded) {
     const statement = embedded.statement(compiled.sql);
-    const read = statement.reader ? rowReader<O>(embedded.connection.prepare(compiled.sql)) : undefined;
+    const { statement: observe } = embedded.observer;
+    const rows = statement.reader ? rowReader<O>(embedded.connection.prepare(compiled.sql)) : undefined;
+    const read = {
+      all: async (given: A) => {
+        const wait = embedded.writes.undurable;
+        if (wait) await wait;
+        return rows ? rows.all(parameters(given)) : (statement.all(...parameters(given)) as O[]);
+      },
+      first: async (given: A) => {
+        const wait = embedded.writes.undurable;
+        if (wait) await wait;
+        return rows ? rows.first(parameters(given)) : (statement.get(...parameters(given)) as O | undefined);
+      },
+    };
     return {
-      all: async (given) => {
-        const wait = embedded.writes.undurable;
-        if (wait) await wait;
-        return read ? read.all(parameters(given)) : (statement.all(...parameters(given)) as O[]);
-      },
-      first: async (given) => {
-        const wait = embedded.writes.undurable;
-        if (wait) await wait;
-        return read ? read.first(parameters(given)) : (statement.get(...parameters(given)) as O | undefined);
-      },
+      ...(observe
+        ? { all: (given) => observe(compiled.sql, () => read.all(given)), first: (given) => observe(compiled.sql, () => read.first(given)) }
+        : read),
       run: (given) => embedded.writes.run(statement, parameters(given)),
       runAll: (given) => embedded.writes.runAll(statement, given.map(parameters)),
       bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) }, statement }),

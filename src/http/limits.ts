@@ -75,13 +75,19 @@ export function registerSecurityHeaders(app: FastifyInstance): void {
  */
 export const NEVER_SHED = { pressureHandler: () => undefined };
 
+/** Requests answered 503 by load shedding (a 503 can also mean the database did not answer): for metrics. */
+const shedRequests = new WeakSet<FastifyRequest>();
+
+export const wasShed = (request: FastifyRequest): boolean => shedRequests.has(request);
+
 /** 503 while the event loop lags (the process is saturated), instead of queueing without bound. */
 export async function registerLoadShedding(app: FastifyInstance, limits: Limits): Promise<void> {
   if (limits.maxEventLoopDelayMs === 0) return;
   await app.register(underPressure, {
     maxEventLoopDelay: limits.maxEventLoopDelayMs,
     sampleInterval: 250,
-    pressureHandler: () => {
+    pressureHandler: (request) => {
+      shedRequests.add(request);
       throw errors.unavailable();
     },
   });

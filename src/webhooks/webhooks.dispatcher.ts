@@ -14,6 +14,15 @@ import { signatureHeaders } from './webhooks.signing.js';
 /** The WEBHOOK_* settings the dispatcher works by (src/config.ts). */
 export type DeliveryOptions = Omit<WebhookSettings, 'deliver'>;
 
+/** How an attempt ended: delivered, due again later, or failed for good (its attempts spent). */
+export type DeliveryResult = 'delivered' | 'retry' | 'failed';
+
+/** Sees each delivery attempt (metrics and traces); without one the dispatcher does nothing more. */
+export interface DeliveryObserver {
+  /** An attempt to deliver `event` begins; the function returned is called once with how it ended. */
+  attempting(event: string): (result: DeliveryResult, statusCode: number | null) => void;
+}
+
 /** Bytes of a receiver's answer read before the connection is dropped. */
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
@@ -101,6 +110,7 @@ export class WebhookDispatcher {
     private readonly cipher: PiiCipher,
     private readonly options: DeliveryOptions,
     private readonly log: FastifyBaseLogger,
+    private readonly observer?: DeliveryObserver,
   ) {
     const agentOptions = { keepAlive: true, timeout: IDLE_SOCKET_MS, maxSockets: options.concurrency, maxFreeSockets: options.concurrency };
     this.agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
@@ -204,11 +214,13 @@ export class WebhookDispatcher {
   /** Sends one delivery; returns the write that records its outcome. */
   private async attempt(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<BoundWrite> {
     const body = this.cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
+    const ended = this.observer?.attempting(row.event);
     let outcome = await this.post(target.url, row.id, body, target.secret);
     // A kept-alive connection the receiver closed meanwhile: the request never reached it; once more, afresh.
     if (outcome.staleConnection) outcome = await this.post(target.url, row.id, body, target.secret);
     const delivered = outcome.statusCode !== null && outcome.statusCode >= 200 && outcome.statusCode < 300;
     const exhausted = row.attempts >= this.options.maxAttempts;
+    ended?.(delivered ? 'delivered' : exhausted ? 'failed' : 'retry', outcome.statusCode);
     if (!delivered) {
       this.log.info({ delivery: row.id, webhook: row.webhook_id, attempts: row.attempts, statusCode: outcome.statusCode, failed: exhausted }, 'webhook delivery attempt failed');
     }

@@ -241,6 +241,15 @@ export class WebhooksRepository implements EventWriter {
   }
 }
 
+/**
+ * How many deliveries are still to be made, due or waiting for a retry (the outbox's depth, for metrics): a count over
+ * the partial index of pending rows, whatever the size of the settled history.
+ */
+export async function countPendingDeliveries(db: Db): Promise<number> {
+  const { rows } = await db.executeQuery<{ n: number | string }>(CompiledQuery.raw(PENDING_COUNT_SQL));
+  return Number(rows[0]?.n ?? 0);
+}
+
 type ClaimedRow = { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>;
 
 const sorted = (rows: ClaimedRow[]) => rows.map(toDeliveryRow).sort((a, b) => a.seq - b.seq);
@@ -297,6 +306,9 @@ const OUTBOX_SQL = {
     select seq from webhook_deliveries where status <> 'pending' and created_at < ${p(1, 'timestamptz')} order by seq limit ${p(2, 'int')})`,
   ),
 };
+
+/** The same text in both stores; PostgreSQL's count is a bigint, returned as text. */
+const PENDING_COUNT_SQL = "select count(*) as n from webhook_deliveries where status = 'pending'";
 
 /** PostgreSQL returns bigserial as text. */
 function toDeliveryRow(row: { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>): DeliveryRow {
