@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { jwtVerify } from 'jose';
 import { openStore, STORES } from './helpers/app.js';
@@ -403,9 +403,10 @@ describe('users-api CLI', () => {
     let dir = '';
     before(() => {
       // What the build reads, copied to a temp dir with the project's node_modules: the tree under test is not rebuilt.
+      // The typed client's source too (the build builds it first), without its build output.
       dir = makeTempDir('build');
-      for (const entry of ['src', 'console', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
-        cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
+      for (const entry of ['src', 'console', 'clients', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
+        cpSync(join(ROOT, entry), join(dir, entry), { recursive: true, filter: (source) => basename(source) !== 'dist' });
       }
       symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
     });
@@ -418,6 +419,7 @@ describe('users-api CLI', () => {
       const missing = sources.filter((f) => !existsSync(join(dir, 'dist', f.replace(/\.ts$/, '.js'))));
       assert.deepEqual(missing, [], 'compiled files missing from dist/');
       assert.ok(existsSync(join(dir, 'dist', 'console', 'index.html')), 'the console was not built into dist/console');
+      assert.ok(existsSync(join(dir, 'clients', 'typescript', 'dist', 'signing.js')), 'the typed client was not built');
     };
     const { version: expected } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 

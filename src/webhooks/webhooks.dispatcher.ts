@@ -2,6 +2,7 @@
 // (exponential backoff with jitter) or failed. Runs beside the API in every instance; never on a request's path.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { signatureHeaders } from '@users-api/client/signing';
 import type { FastifyBaseLogger } from 'fastify';
 import type { WebhookSettings } from '../config.js';
 import { isoMicros, nowMicros } from '../clock.js';
@@ -9,7 +10,6 @@ import type { PiiCipher } from '../pii/pii.cipher.js';
 import { guardedLookup } from './webhooks.address.js';
 import type { BoundWrite } from '../db/prepared.js';
 import { WebhooksRepository, type DeliveryRow } from './webhooks.repository.js';
-import { signatureHeaders } from './webhooks.signing.js';
 
 /** The WEBHOOK_* settings the dispatcher works by (src/config.ts). */
 export type DeliveryOptions = Omit<WebhookSettings, 'deliver'>;
