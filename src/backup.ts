@@ -118,9 +118,9 @@ const secretsFromEnvironment = (config: Config) =>
 
 /**
  * Writes a consistent copy of the embedded store, taken while servers keep writing to it, into the new directory
- * `target` (0700): the database as users.db (0600) and the secret files found beside the store (0600). Everything is
- * written under a temporary name beside `target`, verified, fsynced and renamed into place in one step, so `target`
- * never holds half a backup.
+ * `target` (0700, as are the parents it creates): the database as users.db and the secret files found beside the
+ * store, all 0600. Everything is written under a temporary name beside `target`, verified, fsynced and renamed into
+ * place in one step, so `target` never holds half a backup.
  *
  * The copy is VACUUM INTO from a read-only connection: one read transaction, so one snapshot, which in WAL mode never
  * holds up the servers' writes. SQLite's online backup API (better-sqlite3's db.backup()) copies pages in steps and
@@ -132,6 +132,7 @@ export async function backupStore(config: Config, target: string): Promise<Backu
   target = resolve(target);
   if (existsSync(target)) throw new BackupError(`${target} exists: a backup never replaces another, give it a new name`);
   const partial = join(dirname(target), `.${basename(target)}.${process.pid}.partial`);
+  await mkdir(dirname(target), { recursive: true, mode: 0o700 });
   await mkdir(partial, { mode: 0o700 });
   try {
     const database = join(partial, BACKUP_DATABASE);

@@ -90,7 +90,8 @@ describe('users-api backup and restore (sqlite)', { timeout: 240_000 }, () => {
     key = store.key;
     source = store;
     server = await startServer({ ...SERVER_ENV, DATABASE_URL: store.path });
-    backup = join(makeTempDir('backups'), 'nightly');
+    // In a directory that is not there yet: backup creates it, owner-only.
+    backup = join(makeTempDir('backups'), 'offsite', 'nightly');
   });
 
   after(async () => {
@@ -130,6 +131,7 @@ describe('users-api backup and restore (sqlite)', { timeout: 240_000 }, () => {
     assert.ok(during.length >= 10, `only ${during.length} creates were acknowledged while the backup ran: no write load`);
 
     assert.equal(mode(backup), 0o700);
+    assert.equal(mode(join(backup, '..')), 0o700);
     assert.deepEqual(readdirSync(backup).sort(), ['pii.keys', 'user-token.secret', 'users.db']);
     for (const name of readdirSync(backup)) assert.equal(mode(join(backup, name)), 0o600, `${name} is not owner-only`);
     assert.deepEqual(
