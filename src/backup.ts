@@ -3,8 +3,8 @@ import { createReadStream, existsSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
-import type { Config } from './config.js';
 import { Kysely, SqliteDialect } from 'kysely';
+import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import { MIGRATION_NAMES } from './db/migrations.js';
 import { parsePiiKeys, PiiCipher } from './pii/pii.cipher.js';
@@ -55,8 +55,8 @@ async function fsync(path: string): Promise<void> {
   }
 }
 
-/** Migrations the store at `path` has applied; fails when it is not a store this build can serve. */
-function assertServable(sqlite: SQLite.Database, what: string): string[] {
+/** Fails when the store open in `sqlite` is damaged, or not one this build can serve. */
+function assertServable(sqlite: SQLite.Database, what: string): void {
   const problems = (sqlite.pragma('integrity_check') as Array<{ integrity_check: string }>).map((row) => row.integrity_check);
   if (problems.join() !== 'ok') throw new BackupError(`${what} is damaged (integrity_check: ${problems.slice(0, 3).join('; ')})`);
   const table = sqlite.prepare("select 1 from sqlite_master where type = 'table' and name = 'kysely_migration'").get();
@@ -64,7 +64,6 @@ function assertServable(sqlite: SQLite.Database, what: string): string[] {
   const applied = sqlite.prepare('select name from kysely_migration order by name').pluck().all() as string[];
   const unknown = applied.filter((name) => !MIGRATION_NAMES.includes(name));
   if (unknown.length > 0) throw new BackupError(`${what} was made by a newer users-api (migrations ${unknown.join(', ')}): upgrade first`);
-  return applied;
 }
 
 /**
@@ -184,6 +183,14 @@ function assertNotInUse(path: string): void {
   }
 }
 
+/**
+ * Removes the -wal and -shm files beside a SQLite file: the old store's, or the empty ones a read-only look at a
+ * WAL-mode copy leaves (a backup not made by backupStore).
+ */
+async function removeSidecars(path: string): Promise<void> {
+  for (const suffix of ['-wal', '-shm']) await rm(`${path}${suffix}`, { force: true });
+}
+
 export interface RestoreReport {
   store: string;
   files: string[];
@@ -222,17 +229,18 @@ export async function restoreStore(config: Config, source: string, { force = fal
     for (const copy of copies) await copyOwnerOnly(copy.from, copy.partial);
     // What is put in place is verified, after the copy: a copy that went wrong is caught too.
     await verifyStore(temporary(BACKUP_DATABASE), `the backup ${source}`, await piiKeysFor(config, source));
+    await removeSidecars(temporary(BACKUP_DATABASE));
     // Again, now: a server started during the copy would keep writing to the replaced file.
     if (existsSync(store)) assertNotInUse(store);
     // The old store's WAL and index must not be read with the new database: they describe another file.
-    for (const suffix of ['-wal', '-shm']) await rm(`${store}${suffix}`, { force: true });
+    await removeSidecars(store);
     for (const name of SECRET_NAMES.filter((name) => !secrets.includes(name))) await rm(join(dir, name), { force: true });
     // Secrets first, the database last (copies ends with it).
     for (const copy of copies) await rename(copy.partial, copy.to);
     await fsync(dir);
   } catch (error) {
-    // With the -wal and -shm files a read-only look at a WAL-mode copy (one not made by backupStore) leaves.
-    for (const copy of copies) for (const suffix of ['', '-wal', '-shm']) await rm(`${copy.partial}${suffix}`, { force: true });
+    for (const copy of copies) await rm(copy.partial, { force: true });
+    await removeSidecars(temporary(BACKUP_DATABASE));
     throw error;
   }
   return { store, files: [basename(store), ...secrets], replaced: present.length > 0 };

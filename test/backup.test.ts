@@ -76,7 +76,7 @@ function snapshot(dir: string): Record<string, string> {
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 
-describe('users-api backup and restore (sqlite)', { timeout: 240_000 }, () => {
+describe('users-api backup and restore (sqlite)', { timeout: 600_000 }, () => {
   let key: IssuedKey;
   let source: { dir: string; path: string };
   let server: ServerProcess;
@@ -243,6 +243,18 @@ describe('users-api backup and restore (sqlite)', { timeout: 240_000 }, () => {
       assert.equal(result.code, 2);
       assert.deepEqual(snapshot(join(target, 'data')), {}, `a refused restore of ${dir} left files behind`);
     }
+  });
+
+  it('restore takes a backup whose database is in WAL mode (a data directory copied by hand), leaving no -wal or -shm', async () => {
+    const copied = join(makeTempDir('wal-mode'), 'backup');
+    cpSync(backup, copied, { recursive: true });
+    const wal = new SQLite(join(copied, 'users.db'));
+    assert.equal(wal.pragma('journal_mode = WAL', { simple: true }), 'wal');
+    wal.close();
+    const target = join(makeTempDir('from-wal'), 'users.db');
+    const result = await cli(['restore', copied], { DATABASE_URL: target });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(readdirSync(join(target, '..')).sort(), ['pii.keys', 'user-token.secret', 'users.db']);
   });
 
   it('backup refuses a target that exists, and a store that is not there, leaving both as they were', async () => {
