@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The users-api command: serve, migrate, keys, pii, import, export, webhooks.
+// The users-api command: serve, migrate, keys, pii, import, export, backup, restore, webhooks.
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, ENVIRONMENT_HELP, loadConfig, type Config } from './config.js';
 import { sql } from 'kysely';
@@ -18,6 +18,7 @@ import { UsersRepository } from './users/users.repository.js';
 import { RotationRefusedError, rotatePii } from './pii/pii.rotate.js';
 import { serve } from './server.js';
 import { ApiError } from './errors.js';
+import { backupStore, BackupError, restoreStore } from './backup.js';
 import { CursorCodec } from './paging/cursor.js';
 import { WebhooksRepository } from './webhooks/webhooks.repository.js';
 import { WebhooksService } from './webhooks/webhooks.service.js';
@@ -267,6 +268,51 @@ program
     });
   });
 
+program
+  .command('backup')
+  .description(
+    'copy the embedded SQLite store, while servers keep serving from it, with the secret files beside it (pii.keys, ' +
+      'user-token.secret) into the new directory DIR, owner-only; on PostgreSQL use pg_dump',
+  )
+  .argument('<dir>', 'the backup directory to create; it must not exist')
+  .addHelpText(
+    'after',
+    '\nDIR gets users.db (a consistent snapshot: one read transaction, VACUUM INTO) and the secret files that exist\n' +
+      'beside DATABASE_URL, all mode 0600 in a 0700 directory. It is written under a temporary name and renamed when\n' +
+      'complete and verified, so DIR never holds half a backup. Secrets given in the environment (PII_KEYS,\n' +
+      'USER_TOKEN_SECRET) are not files: keep their values with the backup. Restore it with users-api restore DIR.\n' +
+      'On PostgreSQL: pg_dump --format=custom --file users.dump "$DATABASE_URL", and keep PII_KEYS and\n' +
+      'USER_TOKEN_SECRET with it.',
+  )
+  .action(async (dir: string) => {
+    const report = await backupStore(config(), dir);
+    out(`backed up ${report.store} into ${dir}: ${report.files.join(', ')}`);
+    for (const name of report.fromEnvironment) {
+      out(`${name} is set in the environment, so no backup holds it: keep its value with this backup`);
+    }
+  });
+
+program
+  .command('restore')
+  .description(
+    'put a backup made by users-api backup in place of the store DATABASE_URL names, with its secret files; ' +
+      'verified first; an existing store is replaced only with --force, and never while a process has it open',
+  )
+  .argument('<dir>', 'a backup directory made by users-api backup')
+  .option('--force', 'replace the store (and its secret files) that is there; stop every server using it first')
+  .addHelpText(
+    'after',
+    '\nThe backup is copied beside DATABASE_URL under temporary names (0600), verified there (PRAGMA integrity_check,\n' +
+      'the migrations table, migrations this build knows, and the PII keys decrypt its personal data: PII_KEYS when\n' +
+      'set, else its pii.keys), then renamed into place. Without --force, a store or secret file already there is\n' +
+      'left as it is and the restore is refused (exit code 2). Servers apply any newer migrations when they start.\n' +
+      'On PostgreSQL: pg_restore --clean --if-exists --no-owner --dbname "$DATABASE_URL" users.dump.',
+  )
+  .action(async (dir: string, options: { force?: boolean }) => {
+    const report = await restoreStore(config(), dir, { force: options.force });
+    out(`restored ${dir} into ${report.store}${report.replaced ? ', replacing the store there' : ''}: ${report.files.join(', ')}`);
+  });
+
 const webhooks = program.command('webhooks').description('webhook subscriptions and their deliveries, per client');
 
 /** The webhooks service over the store, as the API has it. */
@@ -324,7 +370,8 @@ try {
     error instanceof ConfigError ||
     error instanceof KeyError ||
     error instanceof DatabaseUnavailableError ||
-    error instanceof RotationRefusedError
+    error instanceof RotationRefusedError ||
+    error instanceof BackupError
   ) {
     console.error(`users-api: ${error.message}`);
     process.exit(2);

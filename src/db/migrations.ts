@@ -191,6 +191,9 @@ const migrations: Record<string, Migration> = {
   },
 };
 
+/** Every migration this build knows, in order: a store that has applied others was made by a newer build. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations);
+
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {
   // Kysely looks for its bookkeeping tables across all schemas unless told which one is ours.
   const schema =
