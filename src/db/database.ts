@@ -1,6 +1,5 @@
 // The Database interface (table row types) and opening a store from DATABASE_URL.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
@@ -9,11 +8,9 @@ import {
   PostgresDialect,
   sql,
   SqliteDialect,
-  type Driver,
   type Generated,
   type PostgresPool,
   type PostgresPoolClient,
-  type SqliteDialectConfig,
   type SqliteStatement,
 } from 'kysely';
 import { createRequire } from 'node:module';
@@ -179,62 +176,13 @@ function openSqlite({ path, synchronous = 'full' }: Extract<DatabaseConfig, { ki
   // Deleted users' personal data is overwritten, not left behind in free pages.
   sqlite.pragma('secure_delete = ON');
   sqlite.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-  // FULL: group commit waits for the disk off the event loop (see group-commit.ts), syncing the WAL file itself.
-  const syncWal = synchronous === 'full' && path !== ':memory:' ? () => syncFile(`${path}-wal`) : undefined;
-  const embedded = new EmbeddedSqlite(sqlite, observer, syncWal);
+  const embedded = new EmbeddedSqlite(sqlite, observer);
   const { statement: observe } = observer;
   const prepare = observe ? (text: string) => observed(embedded.statement(text), observe) : (text: string) => embedded.statement(text);
   const database = { close: () => embedded.close(), prepare };
-  const db = new Kysely<Database>({ dialect: new DurableReadsDialect({ database }, () => embedded.writes.undurable) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   embeddedStores.set(db, embedded);
   return db;
-}
-
-/** fdatasync on libuv's thread pool. No file means nothing was written to it (SQLite removes its WAL when it closes). */
-async function syncFile(path: string): Promise<void> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  try {
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Kysely's SQLite dialect whose queries first wait for a committed group still on its way to the disk (see
- * GroupCommit.undurable), as the prepared queries do: no read sees a write before it is durable.
- */
-class DurableReadsDialect extends SqliteDialect {
-  constructor(
-    config: SqliteDialectConfig,
-    private readonly undurable: () => Promise<void> | undefined,
-  ) {
-    super(config);
-  }
-
-  override createDriver(): Driver {
-    const driver = super.createDriver();
-    const undurable = this.undurable;
-    return new Proxy(driver, {
-      get(target, name, receiver) {
-        if (name === 'acquireConnection') {
-          return async () => {
-            const wait = undurable();
-            if (wait) await wait;
-            return target.acquireConnection();
-          };
-        }
-        const value: unknown = Reflect.get(target, name, receiver);
-        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-      },
-    });
-  }
 }
 
 /** A statement as Kysely runs it, each run seen by the observer (tracing). */
@@ -261,10 +209,8 @@ export class EmbeddedSqlite {
     readonly connection: SQLite.Database,
     /** What tracing and metrics see of this store ({} when neither is on). */
     readonly observer: DbObserver = {},
-    /** See GroupCommit: the WAL flushed off the event loop (synchronous=FULL). */
-    syncWal?: () => Promise<void>,
   ) {
-    this.writes = new GroupCommit(connection, observer, syncWal);
+    this.writes = new GroupCommit(connection, observer);
     this.wal = new WalScrubber(connection);
   }
 
@@ -296,7 +242,7 @@ export class EmbeddedSqlite {
   }
 
   close(): void {
-    this.writes.close();
+    this.writes.flush();
     this.wal.flush();
     this.connection.close();
   }

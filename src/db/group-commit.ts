@@ -31,29 +31,17 @@ const sum = (changes: number[]) => changes.reduce((a, b) => a + b, 0);
  * With synchronous=FULL every COMMIT waits for the disk, so one transaction per write caps writes at
  * the disk's flush rate. Here the writes queued during one turn of the event loop run in one
  * transaction: one flush covers them all. Each write still succeeds or fails on its own (SQLite undoes
- * only the failing statement), and no promise settles before its group is on disk, so nothing is
+ * only the failing statement), and no promise settles before COMMIT has returned, so nothing is
  * acknowledged before it is as durable as `synchronous` makes it.
- *
- * Given `syncWal` (the store is FULL), the wait for the disk leaves the event loop: a group commits under
- * synchronous=NORMAL (COMMIT writes the WAL and returns), `syncWal` flushes the WAL file on libuv's thread
- * pool, and only then do the group's promises settle. Meanwhile the service goes on parsing, validating and
- * encrypting the next requests; they form the next group, which commits once this flush has returned (one
- * group on its way to the disk at a time). Reads wait for that flush too (`undurable`), so no request ever
- * sees a write before it is durable: what the blocking COMMIT gave, without blocking.
  */
 export class GroupCommit {
   private pending: Write[] = [];
   /** Transaction control, prepared once: exec() would parse its SQL on every group and every unit. */
   private readonly control;
-  /** The flush of the last committed group, while it runs. */
-  private syncing: Promise<void> | undefined;
-  private closing = false;
 
   constructor(
     private readonly connection: SQLite.Database,
     private readonly observer: DbObserver = {},
-    /** Flushes the WAL file to disk off the event loop; without it, COMMIT waits for the disk itself. */
-    private readonly syncWal?: () => Promise<void>,
   ) {
     const statement = (text: string) => connection.prepare(text);
     this.control = {
@@ -62,14 +50,6 @@ export class GroupCommit {
       savepoint: statement('SAVEPOINT batch'),
       release: statement('RELEASE batch'),
     };
-  }
-
-  /**
-   * While a committed group is on its way to the disk: settles when it is there. A read waits for it first, so
-   * that it never returns a write that a power loss could still take back.
-   */
-  get undurable(): Promise<void> | undefined {
-    return this.syncing;
   }
 
   /** Runs a write statement in the next group; resolves with the number of rows it changed. */
@@ -98,71 +78,37 @@ export class GroupCommit {
   private readonly flushSoon = (): void => {
     // A Kysely transaction holds the connection (bulk import): join the queue behind it.
     if (this.connection.inTransaction) setImmediate(this.flushSoon);
-    // A group is on its way to the disk: the queue commits when it is there (see syncThen).
-    else if (this.syncing === undefined) this.flush();
+    else this.flush();
   };
 
-  /** Commits what is queued and waits for the disk on the event loop, as the connection is about to close. */
-  close(): void {
-    this.closing = true;
-    this.flush();
-  }
-
-  /** Commits everything queued now. */
+  /** Commits everything queued now (also called before the connection closes). */
   flush(): void {
     const group = this.pending;
     this.pending = [];
     if (group.length === 0) return;
-    const deferred = this.syncWal !== undefined && !this.closing;
-    const outcomes: Array<number[] | { error: unknown }> = [];
-    let started = 0;
+    const changes: number[][] = [];
+    const failures = new Map<Write, unknown>();
     try {
-      // SQLite refuses to change the safety level inside a transaction (and sets it when such a PRAGMA is
-      // prepared, not when it runs): around the transaction, each time.
-      if (deferred) this.connection.pragma('synchronous = NORMAL');
       this.control.begin.run();
       for (const write of group) {
         try {
-          outcomes.push(this.execute(write));
+          changes.push(this.execute(write));
         } catch (error) {
           // A constraint failure undoes this statement only; an I/O error ends the whole transaction.
           if (!this.connection.inTransaction) throw error;
-          outcomes.push({ error });
+          failures.set(write, error);
+          changes.push([]);
         }
       }
-      started = this.observer.groupCommitted ? performance.now() : 0;
+      const started = this.observer.groupCommitted ? performance.now() : 0;
       this.control.commit.run();
+      this.observer.groupCommitted?.(group.length, (performance.now() - started) / 1000);
     } catch (error) {
       if (this.connection.inTransaction) this.connection.exec('ROLLBACK');
       for (const write of group) write.reject(error);
       return;
-    } finally {
-      if (deferred && !this.connection.inTransaction) this.connection.pragma('synchronous = FULL');
     }
-    const settle = () => {
-      // From COMMIT until the group is on disk: the fsync, whether COMMIT or syncWal waited for it.
-      this.observer.groupCommitted?.(group.length, (performance.now() - started) / 1000);
-      group.forEach((write, i) => {
-        const outcome = outcomes[i]!;
-        if (Array.isArray(outcome)) write.resolve(outcome);
-        else write.reject(outcome.error);
-      });
-    };
-    if (deferred) this.syncThen(group, settle);
-    else settle();
-  }
-
-  /** Settles a committed group once the WAL is on disk; then the writes queued meanwhile commit. */
-  private syncThen(group: readonly Write[], settle: () => void): void {
-    this.syncing = this.syncWal!()
-      .then(settle, (error: unknown) => {
-        // Committed but maybe not on disk: none of it is acknowledged.
-        for (const write of group) write.reject(error);
-      })
-      .finally(() => {
-        this.syncing = undefined;
-        if (this.pending.length > 0) setImmediate(this.flushSoon);
-      });
+    group.forEach((write, i) => (failures.has(write) ? write.reject(failures.get(write)) : write.resolve(changes[i] ?? [])));
   }
 
   /** One write inside the group's transaction: a failing statement undoes itself, a failing batch its savepoint. */

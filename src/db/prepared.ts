@@ -146,16 +146,8 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
     const { statement: observe } = embedded.observer;
     const rows = statement.reader ? rowReader<O>(embedded.connection.prepare(compiled.sql)) : undefined;
     const read = {
-      all: async (given: A) => {
-        const wait = embedded.writes.undurable;
-        if (wait) await wait;
-        return rows ? rows.all(parameters(given)) : (statement.all(...parameters(given)) as O[]);
-      },
-      first: async (given: A) => {
-        const wait = embedded.writes.undurable;
-        if (wait) await wait;
-        return rows ? rows.first(parameters(given)) : (statement.get(...parameters(given)) as O | undefined);
-      },
+      all: async (given: A) => (rows ? rows.all(parameters(given)) : (statement.all(...parameters(given)) as O[])),
+      first: async (given: A) => (rows ? rows.first(parameters(given)) : (statement.get(...parameters(given)) as O | undefined)),
     };
     return {
       ...(observe
