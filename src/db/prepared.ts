@@ -106,27 +106,6 @@ function asOneStatement(writes: readonly BoundWrite[]): CompiledQuery | undefine
 }
 
 /**
- * A query's rows as objects built by a function made for its columns. better-sqlite3 makes each row object by
- * setting its properties one by one; asked for arrays, it skips that, and an object literal of the columns'
- * fixed shape is cheaper to make: a point read of a user costs about a quarter less (bench/RESULTS.md), a
- * page of 200 users 200 times that. The builder's code holds only the column names, as quoted keys.
- */
-function rowReader<O>(statement: SQLite.Statement): { first(values: unknown[]): O | undefined; all(values: unknown[]): O[] } {
-  const names = statement.columns().map((column) => column.name);
-  const keys = names.map((name, i) => `${JSON.stringify(name)}: r[${i}]`).join(', ');
-  // Built from the statement's column names only.
-  const toRow = new Function('r', `return { ${keys} };`) as (values: unknown[]) => O;
-  const raw = statement.raw(true);
-  return {
-    first: (values) => {
-      const found = raw.get(...values) as unknown[] | undefined;
-      return found === undefined ? undefined : toRow(found);
-    },
-    all: (values) => (raw.all(...values) as unknown[][]).map(toRow),
-  };
-}
-
-/**
  * Compiles `build`'s query once, with placeholders for the named arguments, so a request spends no
  * time building or compiling SQL. On SQLite it runs synchronously on a cached statement and its
  * writes go through group commit (see group-commit.ts); on PostgreSQL through Kysely's executor.
@@ -144,10 +123,9 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
   if (embedded) {
     const statement = embedded.statement(compiled.sql);
     const { statement: observe } = embedded.observer;
-    const rows = statement.reader ? rowReader<O>(embedded.connection.prepare(compiled.sql)) : undefined;
     const read = {
-      all: async (given: A) => (rows ? rows.all(parameters(given)) : (statement.all(...parameters(given)) as O[])),
-      first: async (given: A) => (rows ? rows.first(parameters(given)) : (statement.get(...parameters(given)) as O | undefined)),
+      all: async (given: A) => statement.all(...parameters(given)) as O[],
+      first: async (given: A) => statement.get(...parameters(given)) as O | undefined,
     };
     return {
       ...(observe
