@@ -143,17 +143,27 @@ interface Page {
 
 /** User ids spread over the whole table, found through the API: the users of sampled external ids. */
 async function sampleIds(server: Server, key: ApiKey, externalIds: string[]): Promise<string[]> {
-  const ids: string[] = [];
+  const pages = await eightAtATime(externalIds, (externalId) =>
+    getJson<Page>(server, key, `/v2/users?limit=200&external_id=${encodeURIComponent(externalId)}`),
+  );
+  return shuffle(
+    pages.flatMap((page) => page.results.map((user) => user.id)),
+    7,
+  );
+}
+
+/** `work` for each item, eight requests in flight at a time; the results in the items' order. */
+async function eightAtATime<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
-    while (next < externalIds.length) {
-      const externalId = externalIds[next++]!;
-      const page = await getJson<Page>(server, key, `/v2/users?limit=200&external_id=${encodeURIComponent(externalId)}`);
-      for (const user of page.results) ids.push(user.id);
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!);
     }
   };
   await Promise.all(Array.from({ length: 8 }, worker));
-  return shuffle(ids, 7);
+  return results;
 }
 
 /** Every user id of a client, by walking the pages. */
@@ -375,22 +385,15 @@ async function measureSubscribedCreates(server: Server, key: ApiKey, store: Stor
 
 /** User tokens for `ids`, minted through the API (valid for an hour: longer than any run). */
 async function mintTokens(server: Server, key: ApiKey, ids: string[]): Promise<string[]> {
-  const tokens: string[] = [];
-  let next = 0;
-  const worker = async () => {
-    while (next < ids.length) {
-      const user = ids[next++]!;
-      const reply = await call(`${server.url}/v2/user-tokens`, {
-        method: 'POST',
-        headers: { authorization: authorization(key), 'content-type': 'application/json' },
-        body: JSON.stringify({ user }),
-      });
-      if (reply.status !== 200) throw new Error(`POST /v2/user-tokens: ${reply.status} ${reply.body.slice(0, 300)}`);
-      tokens.push((JSON.parse(reply.body) as { user_token: string }).user_token);
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  return tokens;
+  return eightAtATime(ids, async (user) => {
+    const reply = await call(`${server.url}/v2/user-tokens`, {
+      method: 'POST',
+      headers: { authorization: authorization(key), 'content-type': 'application/json' },
+      body: JSON.stringify({ user }),
+    });
+    if (reply.status !== 200) throw new Error(`POST /v2/user-tokens: ${reply.status} ${reply.body.slice(0, 300)}`);
+    return (JSON.parse(reply.body) as { user_token: string }).user_token;
+  });
 }
 
 /** Users the Link scenarios act as: each request carries one of their tokens instead of the API key. */
