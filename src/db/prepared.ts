@@ -40,7 +40,11 @@ export interface BoundWrite {
   readonly statement?: SQLite.Statement;
   /** When set, the write must change exactly this many rows, or its whole unit is undone (WriteConflictError). */
   readonly expectRows?: number;
+  /** A plain INSERT without RETURNING (see asOneStatement), decided once from its SQL, not per request. */
+  readonly plainInsert: boolean;
 }
+
+const isPlainInsert = (text: string) => /^\s*insert\b/i.test(text) && !/\breturning\b/i.test(text);
 
 /** `write` as a compare-and-set within its unit: unless it changes exactly one row, nothing of the unit is written. */
 export const guarded = (write: BoundWrite): BoundWrite => ({ ...write, expectRows: 1 });
@@ -48,7 +52,11 @@ export const guarded = (write: BoundWrite): BoundWrite => ({ ...write, expectRow
 /** A write in SQL of its own (dialect-specific text with its parameters), to run with others in runTogether. */
 export function rawWrite(db: Db, text: string, parameters: readonly unknown[]): BoundWrite {
   const embedded = embeddedSqliteOf(db);
-  return { compiled: CompiledQuery.raw(text, [...parameters]), ...(embedded ? { statement: embedded.statement(text) } : {}) };
+  return {
+    compiled: CompiledQuery.raw(text, [...parameters]),
+    plainInsert: isPlainInsert(text),
+    ...(embedded ? { statement: embedded.statement(text) } : {}),
+  };
 }
 
 /**
@@ -92,9 +100,7 @@ const MAX_COMBINED_WRITES = 8;
  */
 function asOneStatement(writes: readonly BoundWrite[]): CompiledQuery | undefined {
   if (writes.length > MAX_COMBINED_WRITES) return undefined;
-  if (!writes.every((w) => w.expectRows === undefined && /^\s*insert\b/i.test(w.compiled.sql) && !/\breturning\b/i.test(w.compiled.sql))) {
-    return undefined;
-  }
+  if (!writes.every((w) => w.expectRows === undefined && w.plainInsert)) return undefined;
   const parameters: unknown[] = [];
   const parts = writes.map((write, i) => {
     const offset = parameters.length;
@@ -118,6 +124,7 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
   const compiled = build(args).compile();
   const slots = compiled.parameters.map((value) => (value instanceof Placeholder ? (value.name as keyof A) : undefined));
   const parameters = (given: A) => slots.map((slot, i) => (slot === undefined ? compiled.parameters[i] : given[slot]));
+  const plainInsert = isPlainInsert(compiled.sql);
 
   const embedded = embeddedSqliteOf(db);
   if (embedded) {
@@ -133,7 +140,7 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
         : read),
       run: (given) => embedded.writes.run(statement, parameters(given)),
       runAll: (given) => embedded.writes.runAll(statement, given.map(parameters)),
-      bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) }, statement }),
+      bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) }, plainInsert, statement }),
     };
   }
   const execute = (given: A) => db.executeQuery<O>({ ...compiled, parameters: parameters(given) } as CompiledQuery<O>);
@@ -141,6 +148,6 @@ export function prepare<A extends object, O>(db: Db, build: (args: A) => Compila
     all: async (given) => (await execute(given)).rows,
     first: async (given) => (await execute(given)).rows[0],
     run: async (given) => Number((await execute(given)).numAffectedRows ?? 0n),
-    bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) } }),
+    bind: (given) => ({ compiled: { ...compiled, parameters: parameters(given) }, plainInsert }),
   };
 }
