@@ -2,6 +2,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { IssuedKey } from '../src/keys/keys.service.js';
+import { PiiCipher } from '../src/pii/pii.cipher.js';
+import { resolveSecrets } from '../src/secrets.js';
+import { WebhooksRepository } from '../src/webhooks/webhooks.repository.js';
 import { createTestApi, createUser, follow, STORES, type Response, type TestApi } from './helpers/app.js';
 import { attempt, createLinkUser, type LinkUser } from './helpers/link.js';
 
@@ -80,6 +83,9 @@ for (const store of STORES) {
         accounts.push(res.json.id);
         if (user === linkUsers[0]) firstUsersAccounts.push(res.json.id);
       }
+      // No instance delivers here (WEBHOOK_DELIVERY=false): the events become deliveries only when fanned out.
+      const outbox = new WebhooksRepository(api.db, new PiiCipher(resolveSecrets(api.config).piiKeys));
+      while ((await outbox.fanOut(100)) > 0);
     });
     after(() => api.close());
 

@@ -225,7 +225,9 @@ for (const store of STORES) {
       const writes = await outbox.eventWrites(as.client_id, 'users.created', { user }, () => ({}));
       assert.equal(writes.length, 1, 'planned while the subscription existed');
       assert.equal((await api.request({ method: 'DELETE', url: `/v2/webhooks/${sub}`, as })).status, 204);
-      assert.deepEqual(await runTogether(api.db, writes), [0]);
+      assert.deepEqual(await runTogether(api.db, writes), [1], 'the event is written with the change');
+      const events = () => api.db.selectFrom('webhook_events').select('seq').where('client_id', '=', as.client_id).execute();
+      await eventually(async () => (await events()).length === 0, () => 'the event was not fanned out');
       const rows = await api.db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', sub).execute();
       assert.deepEqual(rows, []);
     });
@@ -252,6 +254,67 @@ for (const store of STORES) {
       }
       const rows = await api.db.selectFrom('webhook_deliveries').select('id').where('webhook_id', '=', sub.json.id).execute();
       assert.deepEqual(rows, []);
+    });
+  });
+
+  describe(`the outbox: one event row per change, fanned out into deliveries (${store})`, () => {
+    let api: TestApi;
+    let outbox: WebhooksRepository;
+    let cipher: PiiCipher;
+    before(async () => {
+      // Nothing fans out or delivers on its own here: the test does it.
+      api = await createTestApi(store, { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_DELIVERY: 'false' });
+      cipher = new PiiCipher(resolveSecrets(api.config).piiKeys);
+      outbox = new WebhooksRepository(api.db, cipher);
+    });
+    after(() => api.close());
+
+    const eventsOf = (clientId: string) => api.db.selectFrom('webhook_events').selectAll().where('client_id', '=', clientId).orderBy('seq').execute();
+    const deliveriesOf = (webhookId: string) => api.db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId).orderBy('seq').execute();
+
+    it('a change writes one event naming the subscriptions that want it, the resource encrypted; fan-out makes one delivery each', async () => {
+      const as = await api.newTenant('fan-out');
+      const subscribe = async (payload: Json) => (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { url: 'http://127.0.0.1:9/x', ...payload }, as })).json.id as string;
+      const plain = await subscribe({ events: ['users.created'], name: 'plain' });
+      const full = await subscribe({ events: ['*'], name: 'full', config: { include_resource: true } });
+      const other = await subscribe({ events: ['accounts.added'], name: 'other' });
+      const user = (await api.request({ method: 'POST', url: '/v2/users', payload: { first_name: 'Grace', email: 'grace@example.com' }, as })).json.id as string;
+      const [event, ...more] = await eventsOf(as.client_id);
+      assert.equal(more.length, 0, 'one event row for the change');
+      assert.deepEqual([event!.event, event!.user_id, event!.account_id, event!.webhooks.split(',').sort()], ['users.created', user, null, [plain, full].sort()]);
+      assert.equal(event!.resource!.includes('grace'), false, 'the resource is stored encrypted');
+      assert.deepEqual(await deliveriesOf(plain), [], 'no delivery before the fan-out');
+
+      // Another tenant without subscriptions writes no event at all.
+      const quiet = await api.newTenant('fan-out-quiet');
+      await api.request({ method: 'POST', url: '/v2/users', payload: {}, as: quiet });
+      assert.deepEqual(await eventsOf(quiet.client_id), []);
+
+      let fanned = 0;
+      for (let n = await outbox.fanOut(100); n > 0; n = await outbox.fanOut(100)) fanned += n;
+      assert.ok(fanned >= 1);
+      assert.deepEqual(await eventsOf(as.client_id), [], 'fanned-out events are deleted');
+      const body = (row: { client_id: string; id: string; payload: string }) => JSON.parse(cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id))) as Json;
+      const [toPlain] = await deliveriesOf(plain);
+      const [toFull] = await deliveriesOf(full);
+      assert.deepEqual(body(toPlain!), { event: 'users.created', name: 'plain', data: { user } });
+      assert.equal(body(toFull!).name, 'full');
+      assert.deepEqual([body(toFull!).data.user, body(toFull!).data.resource.first_name, body(toFull!).data.resource.email], [user, 'Grace', 'grace@example.com']);
+      assert.equal(body(toFull!).data.resource.ssn, undefined);
+      assert.deepEqual(await deliveriesOf(other), []);
+      assert.deepEqual([toPlain!.status, toPlain!.attempts, toPlain!.user_id], ['pending', 0, user]);
+    });
+
+    it('two fan-outs at once make each delivery once: the one that finds its events gone writes nothing', async () => {
+      const as = await api.newTenant('fan-out-race');
+      const sub = (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'race', url: 'http://127.0.0.1:9/x' }, as })).json.id as string;
+      const users: string[] = [];
+      for (let i = 0; i < 12; i++) users.push((await api.request({ method: 'POST', url: '/v2/users', payload: {}, as })).json.id as string);
+      const second = new WebhooksRepository(api.db, cipher);
+      const counts = await Promise.all([outbox.fanOut(100), second.fanOut(100)]);
+      while ((await outbox.fanOut(100)) > 0);
+      assert.ok(counts.includes(0), `both fan-outs wrote: ${counts.join(', ')}`);
+      assert.deepEqual((await deliveriesOf(sub)).map((d) => d.user_id), users, 'one delivery per event, in commit order');
     });
   });
 
@@ -349,7 +412,10 @@ for (const store of STORES) {
         const sub = (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.created'], name: 'old', url: receiver.url } })).json.id as string;
         for (let i = 0; i < 4; i++) await api.request({ method: 'POST', url: '/v2/users', payload: {} });
         const rows = async () => api.db.selectFrom('webhook_deliveries').select(['id', 'status']).where('webhook_id', '=', sub).orderBy('seq').execute();
-        await eventually(async () => (await rows()).every((r) => r.status === 'delivered'), () => 'not delivered');
+        await eventually(async () => {
+          const all = await rows();
+          return all.length === 4 && all.every((r) => r.status === 'delivered');
+        }, () => 'not delivered');
         // The first app has looked for old deliveries at its start, when there were none; a second one starts now.
         // Two delivered 40 days ago, one failed 31 days ago, one delivered 29 days ago, one pending from 40 days ago.
         const [a, b, c, d] = (await rows()).map((r) => r.id);

@@ -134,6 +134,20 @@ export interface WebhookDeliveriesTable {
   delivered_at: string | null;
 }
 
+/** An event not yet fanned out into its deliveries (see WebhooksRepository.fanOut). */
+export interface WebhookEventsTable {
+  seq: Generated<number>;
+  client_id: string;
+  user_id: string;
+  account_id: string | null;
+  event: string;
+  /** Comma-separated ids of the subscriptions that wanted it when the change was made. */
+  webhooks: string;
+  /** PII ciphertext of the resource's JSON, or NULL when no subscription wanted it. */
+  resource: string | null;
+  created_at: string;
+}
+
 /** One serving instance, kept alive by its heartbeat (see src/instances.ts). */
 export interface InstancesTable {
   id: string;
@@ -154,6 +168,7 @@ export interface Database {
   accounts: AccountsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  webhook_events: WebhookEventsTable;
   idempotency_keys: IdempotencyKeysTable;
 }
 

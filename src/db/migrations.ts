@@ -189,6 +189,29 @@ const migrations: Record<string, Migration> = {
       await sql`create index webhook_deliveries_pending_order_idx on webhook_deliveries (client_id, webhook_id, user_id, seq) where status = 'pending'`.execute(db);
     },
   },
+  '0006_webhook_events': {
+    // The outbox's first stage: one row per event, written in the change's transaction, with no index beyond its
+    // commit order. The dispatcher fans each out into deliveries (one per subscription it names) and deletes it, so
+    // a change pays for one small append, not for a delivery row in five b-trees per subscription.
+    async up(db: Kysely<unknown>) {
+      const t = columnTypes(db);
+      const pg = dialectOf(db) === 'postgres';
+      await db.schema
+        .createTable('webhook_events')
+        // Commit order per user, as deliveries' seq was: a user's events are fanned out in this order.
+        .addColumn('seq', pg ? 'bigserial' : 'integer', (c) => c.primaryKey())
+        .addColumn('client_id', t.uuid, (c) => c.notNull())
+        .addColumn('user_id', t.uuid, (c) => c.notNull())
+        .addColumn('account_id', t.uuid)
+        .addColumn('event', 'text', (c) => c.notNull())
+        /** The subscriptions the change found wanting the event, comma-separated ids. */
+        .addColumn('webhooks', 'text', (c) => c.notNull())
+        /** The object as the API returned it (no SSN, birth date or address), encrypted; only when one of them wants it. */
+        .addColumn('resource', 'text')
+        .addColumn('created_at', t.timestamp, (c) => c.notNull())
+        .execute();
+    },
+  },
 };
 
 /** Every migration this build knows, in order: a store that has applied others was made by a newer build. */

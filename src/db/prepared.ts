@@ -46,8 +46,8 @@ export interface BoundWrite {
 
 const isPlainInsert = (text: string) => /^\s*insert\b/i.test(text) && !/\breturning\b/i.test(text);
 
-/** `write` as a compare-and-set within its unit: unless it changes exactly one row, nothing of the unit is written. */
-export const guarded = (write: BoundWrite): BoundWrite => ({ ...write, expectRows: 1 });
+/** `write` as a compare-and-set within its unit: unless it changes exactly `rows` rows, nothing of the unit is written. */
+export const guarded = (write: BoundWrite, rows = 1): BoundWrite => ({ ...write, expectRows: rows });
 
 /** A write in SQL of its own (dialect-specific text with its parameters), to run with others in runTogether. */
 export function rawWrite(db: Db, text: string, parameters: readonly unknown[]): BoundWrite {

@@ -1,5 +1,6 @@
-// Delivers the outbox: claims due deliveries, POSTs them signed, and settles each as delivered, due again
-// (exponential backoff with jitter) or failed. Runs beside the API in every instance; never on a request's path.
+// Delivers the outbox: fans new events out into deliveries, claims due deliveries, POSTs them signed, and settles
+// each as delivered, due again (exponential backoff with jitter) or failed. Runs beside the API in every instance;
+// never on a request's path.
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { signatureHeaders } from '@users-api/client/signing';
@@ -36,6 +37,12 @@ const IDLE_SOCKET_MS = 4000;
 export function retryDelayMs(attempts: number, baseMs: number, random = Math.random): number {
   return Math.round(baseMs * 3 ** Math.max(0, attempts - 1) * (0.8 + 0.4 * random()));
 }
+
+/**
+ * Events fanned out into deliveries per round. On SQLite a round's inserts run in one go on the event loop, so this
+ * bounds how long the API waits for it.
+ */
+const FAN_OUT_BATCH = 50;
 
 const PRUNE_EVERY_MS = 60_000;
 const PRUNE_BATCH = 1000;
@@ -147,7 +154,13 @@ export class WebhookDispatcher {
 
   private async tick(): Promise<void> {
     let claimed = 0;
+    let fanned = 0;
     const started = performance.now();
+    try {
+      fanned = await this.repo.fanOut(FAN_OUT_BATCH);
+    } catch (error) {
+      this.log.warn({ err: error }, 'webhook fan-out failed');
+    }
     try {
       const { concurrency, perSubscription, timeoutMs } = this.options;
       // Long enough for a subscription's share of the batch to go out perSubscription at a time; after it, another
@@ -179,9 +192,10 @@ export class WebhookDispatcher {
     } catch (error) {
       this.log.warn({ err: error }, 'webhook delivery round failed');
     }
-    if (claimed < this.options.concurrency) await this.pruneNowAndThen();
+    const more = claimed >= this.options.concurrency || fanned >= FAN_OUT_BATCH;
+    if (!more) await this.pruneNowAndThen();
     // A full batch means more may be due: go again, as soon as the API leaves room for it.
-    this.schedule(claimed >= this.options.concurrency ? yieldMs(performance.now() - started, this.apiLoad) : this.options.pollMs);
+    this.schedule(more ? yieldMs(performance.now() - started, this.apiLoad) : this.options.pollMs);
   }
 
   /**

@@ -2,8 +2,8 @@
 // in the same transaction as the change that caused it.
 import { CompiledQuery } from 'kysely';
 import { isoMicros, nowMicros, timestampNow } from '../clock.js';
-import { embeddedSqliteOf, type Db, type WebhookDeliveriesTable, type WebhooksTable } from '../db/database.js';
-import { prepare, rawWrite, runTogether, type BoundWrite } from '../db/prepared.js';
+import { embeddedSqliteOf, type Db, type WebhookDeliveriesTable, type WebhookEventsTable, type WebhooksTable } from '../db/database.js';
+import { guarded, prepare, rawWrite, runTogether, WriteConflictError, type BoundWrite } from '../db/prepared.js';
 import { KeysetQueries, type KeysetSource } from '../paging/keyset.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { newId } from '../users/users.ids.js';
@@ -55,7 +55,7 @@ export class WebhooksRepository implements EventWriter {
       db.selectFrom('webhooks').select(['id', 'name', 'events', 'include_resource']).where('client_id', '=', p.clientId),
     );
     const dialect = embeddedSqliteOf(db) ? 'sqlite' : 'postgres';
-    this.sql = { due: OUTBOX_SQL.due[dialect], claim: OUTBOX_SQL.claim[dialect], insert: OUTBOX_SQL.insert[dialect], prune: OUTBOX_SQL.prune[dialect] };
+    this.sql = Object.fromEntries(Object.entries(OUTBOX_SQL).map(([name, text]) => [name, text[dialect]])) as WebhooksRepository['sql'];
     this.settleQuery = prepare(db, (p: Outcome & { seq: number; lease: string; now: string }) =>
       db
         .updateTable('webhook_deliveries')
@@ -85,36 +85,96 @@ export class WebhooksRepository implements EventWriter {
     return `${clientId}/${webhookId}/webhook-secret`;
   }
 
+  /** A delivery's body; the resource's of an event not yet fanned out is eventContext. */
   static payloadContext(clientId: string, deliveryId: string): string {
     return `${clientId}/${deliveryId}/webhook-payload`;
   }
 
+  static eventContext(clientId: string, userId: string): string {
+    return `${clientId}/${userId}/webhook-event`;
+  }
+
   /**
-   * The outbox writes of `event`: one delivery per subscription of the client that wants it, its body built now
-   * from what the change wrote (never re-read later), encrypted at rest. `resource` goes only to subscriptions
-   * with include_resource, and must hold no SSN, birth date or address.
+   * The outbox write of `event`: one row naming the client's subscriptions that want it, with the resource as the
+   * change wrote it (never re-read later), encrypted, when one of them asks for it. `resource` must hold no SSN,
+   * birth date or address. Nothing when no subscription wants the event. The dispatcher fans the row out into one
+   * delivery per subscription (fanOut).
    */
   async eventWrites(clientId: string, event: WebhookEvent, data: EventData, resource: () => object): Promise<BoundWrite[]> {
     const subscriptions = await this.subscriptionsFor(clientId);
-    const writes: BoundWrite[] = [];
+    let webhooks = '';
+    let withResource = false;
     for (const subscription of subscriptions) {
       if (!subscription.events.has(event) && !subscription.events.has('*')) continue;
-      const { id, createdAt } = newId();
-      const body = JSON.stringify({
-        event,
-        name: subscription.name,
-        data: subscription.include_resource ? { ...data, resource: resource() } : data,
-      });
-      // Written only if the subscription still exists when the change commits: one deleted meanwhile (after the
-      // read above) gets nothing, and the change itself goes through.
-      writes.push(
-        rawWrite(this.db, this.sql.insert, [
-          ...[clientId, id, subscription.id, data.user, event, this.cipher.encrypt(body, WebhooksRepository.payloadContext(clientId, id))],
-          ...[createdAt, createdAt, createdAt, clientId, subscription.id],
-        ]),
-      );
+      webhooks = webhooks === '' ? subscription.id : `${webhooks},${subscription.id}`;
+      withResource ||= subscription.include_resource === 1;
     }
-    return writes;
+    if (webhooks === '') return [];
+    const sealed = withResource ? this.cipher.encrypt(JSON.stringify(resource()), WebhooksRepository.eventContext(clientId, data.user)) : null;
+    return [rawWrite(this.db, this.sql.event, [clientId, data.user, data.account ?? null, event, webhooks, sealed, timestampNow()])];
+  }
+
+  /**
+   * Turns up to `limit` events, oldest first, into their deliveries: one per subscription the event names that still
+   * exists, its body built from what the change wrote and encrypted at rest. The events go in the same transaction;
+   * when another instance fanned them out meanwhile (PostgreSQL), nothing is written and this returns 0. Returns how
+   * many events were fanned out.
+   *
+   * A user's events are read in commit order, and the events visible to a read always include every earlier event
+   * of the same user (its changes commit one after another), so each subscription gets a user's deliveries in order.
+   */
+  async fanOut(limit: number): Promise<number> {
+    const events = await this.oldestEvents(limit);
+    if (events.length === 0) return 0;
+    const embedded = embeddedSqliteOf(this.db);
+    // On SQLite the events read are exactly those up to the last one's seq: a row inserted later gets a larger one.
+    const remove = embedded
+      ? rawWrite(this.db, this.sql.removeEventsUpTo, [events[events.length - 1]!.seq])
+      : rawWrite(this.db, this.sql.removeEvents, [events.map((e) => e.seq)]);
+    const writes: BoundWrite[] = [guarded(remove, events.length)];
+    const subscriptionsOf = new Map<string, Map<string, Subscription>>();
+    for (const e of events) {
+      let subscriptions = subscriptionsOf.get(e.client_id);
+      if (!subscriptions) {
+        subscriptions = new Map((await this.subscriptionsFor(e.client_id)).map((s) => [s.id, s]));
+        subscriptionsOf.set(e.client_id, subscriptions);
+      }
+      const data: EventData = e.account_id === null ? { user: e.user_id } : { user: e.user_id, account: e.account_id };
+      let resource: unknown;
+      for (const webhookId of e.webhooks.split(',')) {
+        const subscription = subscriptions.get(webhookId);
+        if (!subscription) continue; // deleted since: its deliveries went with it
+        const withResource = subscription.include_resource === 1 && e.resource !== null;
+        if (withResource) resource ??= JSON.parse(this.cipher.decrypt(e.resource!, WebhooksRepository.eventContext(e.client_id, e.user_id)));
+        const { id, createdAt } = newId();
+        const body = JSON.stringify({ event: e.event, name: subscription.name, data: withResource ? { ...data, resource } : data });
+        // Written only if the subscription still exists when this commits.
+        writes.push(
+          rawWrite(this.db, this.sql.insert, [
+            ...[e.client_id, id, subscription.id, e.user_id, e.event, this.cipher.encrypt(body, WebhooksRepository.payloadContext(e.client_id, id))],
+            ...[createdAt, createdAt, createdAt, e.client_id, subscription.id],
+          ]),
+        );
+      }
+    }
+    try {
+      await runTogether(this.db, writes);
+    } catch (error) {
+      if (error instanceof WriteConflictError) return 0;
+      throw error;
+    }
+    return events.length;
+  }
+
+  private async oldestEvents(limit: number): Promise<EventRow[]> {
+    const embedded = embeddedSqliteOf(this.db);
+    if (embedded) {
+      // Not inside a Kysely transaction of this connection (a bulk import): it could see rows not yet committed.
+      if (embedded.connection.inTransaction) return [];
+      return embedded.statement(this.sql.events).all(limit) as EventRow[];
+    }
+    const { rows } = await this.db.executeQuery<EventRow & { seq: unknown }>(CompiledQuery.raw(this.sql.events, [limit]));
+    return rows.map((row) => ({ ...row, seq: Number(row.seq) }));
   }
 
   /**
@@ -250,6 +310,8 @@ export async function countPendingDeliveries(db: Db): Promise<number> {
   return Number(rows[0]?.n ?? 0);
 }
 
+type EventRow = Omit<WebhookEventsTable, 'seq'> & { seq: number };
+
 type ClaimedRow = { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>;
 
 const sorted = (rows: ClaimedRow[]) => rows.map(toDeliveryRow).sort((a, b) => a.seq - b.seq);
@@ -299,6 +361,20 @@ const OUTBOX_SQL = {
     ${p(7, 'timestamptz')}, ${p(8, 'timestamptz')}, ${p(9, 'timestamptz')}
   where exists (select 1 from webhooks where client_id = ${p(10, 'uuid')} and id = ${p(11, 'uuid')})`,
   ),
+  /** A change's event (parameters: client, user, account, event, subscriptions, resource, created at). */
+  event: inBothStores(
+    (p) => `
+  insert into webhook_events (client_id, user_id, account_id, event, webhooks, resource, created_at)
+  values (${p(1, 'uuid')}, ${p(2, 'uuid')}, ${p(3, 'uuid')}, ${p(4, 'text')}, ${p(5, 'text')}, ${p(6, 'text')}, ${p(7, 'timestamptz')})`,
+  ),
+  /** The oldest events not yet fanned out (parameter: limit). */
+  events: inBothStores(
+    (p) => `select seq, client_id, user_id, account_id, event, webhooks, resource, created_at from webhook_events order by seq limit ${p(1, 'int')}`,
+  ),
+  /** SQLite: the events up to a seq (parameter: seq). */
+  removeEventsUpTo: inBothStores((p) => `delete from webhook_events where seq <= ${p(1, 'bigint')}`),
+  /** PostgreSQL: the events of these seqs (parameter: an array of them). */
+  removeEvents: inBothStores((p) => `delete from webhook_events where seq = any(${p(1, 'bigint[]')})`),
   /** Settled deliveries created before a time, oldest first (parameters: before, limit). */
   prune: inBothStores(
     (p) => `
@@ -307,8 +383,9 @@ const OUTBOX_SQL = {
   ),
 };
 
-/** The same text in both stores; PostgreSQL's count is a bigint, returned as text. */
-const PENDING_COUNT_SQL = "select count(*) as n from webhook_deliveries where status = 'pending'";
+/** The same text in both stores (events not yet fanned out count too); PostgreSQL's count is a bigint, returned as text. */
+const PENDING_COUNT_SQL =
+  "select (select count(*) from webhook_deliveries where status = 'pending') + (select count(*) from webhook_events) as n";
 
 /** PostgreSQL returns bigserial as text. */
 function toDeliveryRow(row: { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>): DeliveryRow {
