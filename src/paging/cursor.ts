@@ -1,7 +1,8 @@
 // Opaque paging cursors: the position, direction, limit, order and filters of a walk, sealed (AES-256-GCM) to one
 // client and one list (a users cursor is not an accounts cursor).
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { errors } from '../errors.js';
+import { publicRandomBytes } from '../random.js';
 import { deriveKey } from '../secrets.js';
 
 export interface CursorState {
@@ -52,7 +53,7 @@ export class CursorCodec {
     if (state.inclusive) sealed.i = 1;
     if (state.order === 'desc') sealed.o = 'd';
     if (Object.keys(state.filters).length > 0) sealed.f = state.filters;
-    const iv = randomBytes(IV_BYTES);
+    const iv = publicRandomBytes(IV_BYTES);
     const cipher = createCipheriv(CIPHER, this.key, iv, { authTagLength: TAG_BYTES }).setAAD(associatedData(clientId, list));
     const ciphertext = Buffer.concat([cipher.update(JSON.stringify(sealed), 'utf8'), cipher.final()]);
     return Buffer.concat([Buffer.of(VERSION), iv, ciphertext, cipher.getAuthTag()]).toString('base64url');

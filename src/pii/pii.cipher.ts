@@ -1,5 +1,6 @@
 // Field-level encryption of personal data at rest: AES-256-GCM, key id in every ciphertext so keys rotate.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { publicRandomBytes } from '../random.js';
 
 export interface PiiKey {
   id: string;
@@ -77,11 +78,11 @@ export class PiiCipher {
    * copied into another row or column does not decrypt.
    */
   encrypt(plaintext: string, context: string): string {
-    const iv = randomBytes(12);
+    const iv = publicRandomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.primary.key, iv).setAAD(Buffer.from(context));
-    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    const parts = [iv, body, cipher.getAuthTag()].map((b) => b.toString('base64url'));
-    return [FORMAT, this.primary.id, ...parts].join('.');
+    const body = cipher.update(plaintext, 'utf8');
+    cipher.final(); // GCM is a stream cipher: nothing is held back
+    return `${FORMAT}.${this.primary.id}.${iv.toString('base64url')}.${body.toString('base64url')}.${cipher.getAuthTag().toString('base64url')}`;
   }
 
   decrypt(ciphertext: string, context: string): string {

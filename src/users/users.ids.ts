@@ -1,6 +1,6 @@
 // User ids are UUIDv7: time-ordered, so id order is creation order and paging can key on id.
-import { randomFillSync } from 'node:crypto';
 import { isoMicros, nowMicros } from '../clock.js';
+import { publicRandomBytes } from '../random.js';
 
 /** A UUID in canonical lower-case form (any version: the seed's own ids are not RFC variants). */
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -15,7 +15,7 @@ const bytes = Buffer.alloc(16);
 export function uuidv7At(micros: number): string {
   const millis = Math.floor(micros / 1000);
   const fraction = Math.floor(((micros % 1000) * 4096) / 1000);
-  randomFillSync(bytes, 8, 8);
+  publicRandomBytes(8).copy(bytes, 8);
   bytes.writeUIntBE(millis, 0, 6);
   bytes.writeUInt16BE(0x7000 | fraction, 6);
   bytes[8] = 0x80 | ((bytes[8] ?? 0) & 0x3f);
