@@ -161,7 +161,8 @@ export const ENVIRONMENT_HELP = `Environment:
                        first retry delay; each next is 3x longer, with jitter (default 60000:
                        8 attempts span about 18 hours)
   WEBHOOK_POLL_MS      how often an idle instance looks for due deliveries (default 500)
-  WEBHOOK_DELIVERY     false: this instance serves the API but delivers no webhooks (default true)
+  WEBHOOK_DELIVERY     false: this instance serves the API but neither fans out nor delivers
+                       webhook events (default true)
   WEBHOOK_RETENTION_DAYS
                        delivered and failed deliveries older than this are deleted (default 30;
                        0 keeps them for ever)
