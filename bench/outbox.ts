@@ -121,6 +121,7 @@ try {
           const cpu = median(results.get(v)!.map((r) => r.cpuUs));
           return [v, fixed(cpu, 1), v === 'user' ? '' : fixed(cpu - base, 1), fixed(median(results.get(v)!.map((r) => r.wallUs)), 1)];
         }),
+        ['l', 'r', 'r', 'r'],
       ) +
       '\n',
   );
