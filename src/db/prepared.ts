@@ -46,6 +46,17 @@ export interface BoundWrite {
 
 const isPlainInsert = (text: string) => /^\s*insert\b/i.test(text) && !/\breturning\b/i.test(text);
 
+/** isPlainInsert of the few SQL texts rawWrite sees, decided once per text rather than once per write. */
+const plainInserts = new Map<string, boolean>();
+function plainInsertOf(text: string): boolean {
+  let plain = plainInserts.get(text);
+  if (plain === undefined) {
+    plain = isPlainInsert(text);
+    if (plainInserts.size < 500) plainInserts.set(text, plain);
+  }
+  return plain;
+}
+
 /** `write` as a compare-and-set within its unit: unless it changes exactly `rows` rows, nothing of the unit is written. */
 export const guarded = (write: BoundWrite, rows = 1): BoundWrite => ({ ...write, expectRows: rows });
 
@@ -54,7 +65,7 @@ export function rawWrite(db: Db, text: string, parameters: readonly unknown[]): 
   const embedded = embeddedSqliteOf(db);
   return {
     compiled: CompiledQuery.raw(text, [...parameters]),
-    plainInsert: isPlainInsert(text),
+    plainInsert: plainInsertOf(text),
     ...(embedded ? { statement: embedded.statement(text) } : {}),
   };
 }

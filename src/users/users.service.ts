@@ -115,17 +115,7 @@ function checkRow(row: UserRow, input: UserInput): void {
 }
 
 export function userRowToUser(row: UserRow): User {
-  return {
-    id: row.id,
-    created_at: row.created_at,
-    items_connected: JSON.parse(row.items_connected) as string[],
-    employers_connected: JSON.parse(row.employers_connected) as string[],
-    external_metadata: parseJson(row.external_metadata),
-    external_id: row.external_id,
-    first_name: row.first_name,
-    last_name: row.last_name,
-    email: row.email,
-    phone_number: row.phone_number,
+  return Object.assign(webhookUser(row), {
     ssn: row.ssn,
     address: {
       city: row.address_city,
@@ -136,7 +126,7 @@ export function userRowToUser(row: UserRow): User {
       postal_code: row.address_postal_code,
     },
     birth_date: { year: row.birth_year, month: row.birth_month, day: row.birth_day },
-  };
+  });
 }
 
 const EMPTY_ROW: Omit<UserRow, 'client_id' | 'id' | 'created_at' | 'updated_at'> = {
@@ -205,10 +195,23 @@ export interface VersionedUser {
 
 const versioned = (row: UserRow): VersionedUser => ({ user: userRowToUser(row), etag: etagOf(row.version) });
 
-/** The user as a webhook may carry it: never SSN, birth date or address. */
-export function userForWebhook(user: User): Omit<User, 'ssn' | 'birth_date' | 'address'> {
-  const { ssn: _ssn, birth_date: _birthDate, address: _address, ...rest } = user;
-  return rest;
+/**
+ * The user as a webhook may carry it: the API's object without SSN, birth date and address (never built, so never
+ * dropped later by mistake), its fields in the API's order.
+ */
+export function webhookUser(row: UserRow): Omit<User, 'ssn' | 'birth_date' | 'address'> {
+  return {
+    id: row.id,
+    created_at: row.created_at,
+    items_connected: JSON.parse(row.items_connected) as string[],
+    employers_connected: JSON.parse(row.employers_connected) as string[],
+    external_metadata: parseJson(row.external_metadata),
+    external_id: row.external_id,
+    first_name: row.first_name,
+    last_name: row.last_name,
+    email: row.email,
+    phone_number: row.phone_number,
+  };
 }
 
 export class UsersService {
@@ -220,7 +223,7 @@ export class UsersService {
   ) {}
 
   private events(row: UserRow, event: 'users.created' | 'users.updated' | 'users.removed'): Promise<BoundWrite[]> {
-    return this.outbox.eventWrites(row.client_id, event, { user: row.id }, () => userForWebhook(userRowToUser(row)));
+    return this.outbox.eventWrites(row.client_id, event, { user: row.id }, () => webhookUser(row));
   }
 
   /** A create, planned: its answer and its writes (the user, its events), for the caller to commit with more. */
