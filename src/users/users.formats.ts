@@ -27,10 +27,6 @@ export function isEmail(value: string): boolean {
 }
 
 /**
- * A phone number in E.164, or undefined when it is not a real number. Numbers without a
- * country code are read as US numbers; extensions are refused since E.164 cannot carry them.
- */
-/**
  * The last number parsed, with its E.164 form. A create or update parses its number twice, once to validate it
  * (the schema's `phone` format) and once to store it normalized, and a parse with full metadata costs ~27 µs here,
  * a tenth of a create. The second look in the same turn of the event loop finds it here. It is dropped when the turn
@@ -44,6 +40,10 @@ const forget = () => {
 /** What toE164 holds now (for the tests: nothing once the turn that parsed it has ended). */
 export const heldPhoneNumber = (): string | undefined => recent?.value;
 
+/**
+ * A phone number in E.164, or undefined when it is not a real number. Numbers without a
+ * country code are read as US numbers; extensions are refused since E.164 cannot carry them.
+ */
 export function toE164(value: string): string | undefined {
   if (recent?.value === value) return recent.e164;
   const phone = parsePhoneNumberFromString(value, { defaultCountry: 'US', extract: false });
