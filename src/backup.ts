@@ -6,13 +6,14 @@ import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
+import { OperatorError } from './errors.js';
 import { MIGRATION_NAMES } from './db/migrations.js';
 import { parsePiiKeys, PiiCipher } from './pii/pii.cipher.js';
 import { SECRET_FILES } from './secrets.js';
 import { UsersRepository } from './users/users.repository.js';
 
 /** A backup or restore refused before anything was changed: one line for the operator, exit code 2. */
-export class BackupError extends Error {}
+export class BackupError extends OperatorError {}
 
 /** The database's name inside a backup directory; the secret files keep the names they have beside a store. */
 export const BACKUP_DATABASE = 'users.db';

@@ -1,4 +1,5 @@
 // Environment parsed once at start into a frozen, typed object. Nothing else reads process.env.
+import { OperatorError } from './errors.js';
 
 export type DatabaseConfig =
   | {
@@ -100,7 +101,7 @@ export interface Limits {
   readonly maxEventLoopDelayMs: number;
 }
 
-export class ConfigError extends Error {}
+export class ConfigError extends OperatorError {}
 
 export const ENVIRONMENT_HELP = `Environment:
   PORT                 port to listen on (default 8080)

@@ -5,6 +5,12 @@ export interface FieldErrors {
   [field: string]: string[] | FieldErrors;
 }
 
+/**
+ * A failure that is the operator's to fix (the configuration, a key, the store, a backup): the CLI reports it in one
+ * line with exit code 2, where other failures exit 1.
+ */
+export class OperatorError extends Error {}
+
 export class ApiError extends Error {
   constructor(
     readonly statusCode: number,

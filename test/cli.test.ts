@@ -41,7 +41,7 @@ function commandsIn(help: string): string[] {
 }
 
 /**
- * At most this many `--help` children at once: each is a cold tsx start, and with every command's started together on
+ * At most this many `--help` children at once: each is a cold start, and with every command's started together on
  * two cores the last ones ran past COMMAND_TIMEOUT_MS.
  */
 const HELP_CONCURRENCY = 3;

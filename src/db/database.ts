@@ -16,6 +16,7 @@ import {
 import { createRequire } from 'node:module';
 import type PgModule from 'pg';
 import type { DatabaseConfig } from '../config.js';
+import { OperatorError } from '../errors.js';
 import { GroupCommit } from './group-commit.js';
 import type { DbObserver, ObserveStatement } from './observer.js';
 import { WalScrubber } from './wal-scrub.js';
@@ -413,7 +414,7 @@ export function describeDatabase(config: DatabaseConfig): string {
 }
 
 /** The database cannot be used, or did not answer (in time, or at all): a request answers 503, a command fails in one line. */
-export class DatabaseUnavailableError extends Error {}
+export class DatabaseUnavailableError extends OperatorError {}
 
 /** Whether `error` means the store did not answer: on PostgreSQL (see boundedPool), or SQLite's lock wait ran out. */
 export function isDatabaseUnavailable(error: unknown): boolean {

@@ -2,6 +2,7 @@
 import { hash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { timestampNow } from '../clock.js';
 import { storedTimeToIso, type Db } from '../db/database.js';
+import { OperatorError } from '../errors.js';
 import type { CursorCodec } from '../paging/cursor.js';
 import { walkPage, type PageQuery } from '../paging/keyset.js';
 import { UUID } from '../users/users.ids.js';
@@ -23,7 +24,7 @@ export interface ListedKey {
   revoked_at: string | null;
 }
 
-export class KeyError extends Error {}
+export class KeyError extends OperatorError {}
 
 const API_KEY_ID = /^[0-9a-f]{32}$/;
 

@@ -1,10 +1,11 @@
 // Re-encryption of stored personal data under the encrypting key, refused while a live instance could not read it.
 import type { Db } from '../db/database.js';
+import { OperatorError } from '../errors.js';
 import { describeInstance, liveInstances } from '../instances.js';
 import { UsersRepository } from '../users/users.repository.js';
 import type { PiiCipher } from './pii.cipher.js';
 
-export class RotationRefusedError extends Error {}
+export class RotationRefusedError extends OperatorError {}
 
 /** Throws naming every live instance that does not hold `keyId`. */
 async function assertEveryInstanceHolds(db: Db, keyId: string, rewritten: number): Promise<void> {

@@ -1,7 +1,7 @@
 // Runs the users-api CLI and server as real child processes, the way an operator would, and cleans up after them.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -12,9 +12,27 @@ import { createApiKey, type IssuedKey } from '../../src/keys/keys.service.js';
 import { ENVIRONMENT_HELP } from '../../src/config.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const MAIN = join(ROOT, 'src', 'main.ts');
-/** tsx by absolute URL, so a child can run with a working directory outside the project. */
-const TSX = import.meta.resolve('tsx');
+
+/** Whether every source file under `dir` has its compiled file under `built`, written after the source last changed. */
+function builtAfterSources(dir: string, built: string): boolean {
+  return readdirSync(dir, { withFileTypes: true }).every((entry) => {
+    const source = join(dir, entry.name);
+    if (entry.isDirectory()) return builtAfterSources(source, join(built, entry.name));
+    if (!entry.name.endsWith('.ts')) return true;
+    const output = join(built, entry.name.replace(/\.ts$/, '.js'));
+    return existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs;
+  });
+}
+
+/**
+ * How a child runs users-api: as installed, `node dist/main.js` (npm ci builds it through `prepare`), when that build
+ * is newer than every source file; otherwise src/main.ts under tsx (by absolute URL, so a child can run with a
+ * working directory outside the project), so that an edit is tested before it is built. The build starts about
+ * three times faster, and the CLI suites start a few hundred children.
+ */
+const USERS_API: readonly string[] = builtAfterSources(join(ROOT, 'src'), join(ROOT, 'dist'))
+  ? [join(ROOT, 'dist', 'main.js')]
+  : ['--import', import.meta.resolve('tsx'), join(ROOT, 'src', 'main.ts')];
 
 export const COMMAND_TIMEOUT_MS = 20_000;
 export const SERVE_TIMEOUT_MS = 30_000;
@@ -178,12 +196,12 @@ export async function run(
 
 /** `users-api ARGS` run to completion in `cwd`. */
 export function cli(args: string[], env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Result> {
-  return run(process.execPath, ['--import', TSX, MAIN, ...args], env, { cwd, name: `users-api ${args.join(' ')}` });
+  return run(process.execPath, [...USERS_API, ...args], env, { cwd, name: `users-api ${args.join(' ')}` });
 }
 
 /** `users-api ARGS` started with its standard input open (`child.stdin`), for the test to feed and end. */
 export function startCli(args: string[], env: NodeJS.ProcessEnv): ChildRun {
-  return start(`users-api ${args.join(' ')}`, process.execPath, ['--import', TSX, MAIN, ...args], env, ROOT, 'pipe');
+  return start(`users-api ${args.join(' ')}`, process.execPath, [...USERS_API, ...args], env, ROOT, 'pipe');
 }
 
 /** A failure reported in one `users-api: ...` line, with no stack trace, and a non-zero exit code (not a signal). */
@@ -236,7 +254,7 @@ export async function startServer(
   { name = 'server', ready = LISTENING, args = ['serve'] } = {},
 ): Promise<ServerProcess> {
   const defaults = { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info' };
-  const server = start(name, process.execPath, ['--import', TSX, MAIN, ...args], { ...defaults, ...env }, ROOT);
+  const server = start(name, process.execPath, [...USERS_API, ...args], { ...defaults, ...env }, ROOT);
   const match = await waitFor(
     () => ready.exec(server.stdout()),
     SERVE_TIMEOUT_MS,
