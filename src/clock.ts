@@ -14,10 +14,21 @@ export function nowMicros(): number {
   return last;
 }
 
-/** ISO 8601 UTC with microseconds, the API's timestamp form: 2023-03-08T17:04:23.345612Z. */
+/** The last second isoMicros formatted, and its text up to the fraction ("2023-03-08T17:04:23."). */
+let formattedSecond = Number.NaN;
+let secondText = '';
+
+/**
+ * ISO 8601 UTC with microseconds, the API's timestamp form: 2023-03-08T17:04:23.345612Z. A create takes several of
+ * the same second (ids, created_at, the outbox), so the date and time of day are formatted once per second.
+ */
 export function isoMicros(micros: number): string {
-  const millis = Math.floor(micros / 1000);
-  return `${new Date(millis).toISOString().slice(0, 23)}${String(micros % 1000).padStart(3, '0')}Z`;
+  const second = Math.floor(micros / 1_000_000);
+  if (second !== formattedSecond) {
+    secondText = new Date(second * 1000).toISOString().slice(0, 20);
+    formattedSecond = second;
+  }
+  return `${secondText}${String(micros - second * 1_000_000).padStart(6, '0')}Z`;
 }
 
 /** The instant of a time in the API's form (isoMicros's inverse), or undefined for any other text or one before 1970. */
