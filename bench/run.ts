@@ -329,7 +329,8 @@ async function measureKeyedCreates(server: Server, key: ApiKey, store: StoreKind
  * (`include_resource`) and without it: each create also appends its event in the same transaction, and the server
  * fans the events out and delivers them in the background to a receiver in this process, all on the server's CPU.
  * Measured in BENCH_WEBHOOK_ROUNDS interleaved rounds of plain creates, creates with a subscription with the
- * resource and with one without, on the same server, so that the shares compare like with like on a noisy host;
+ * resource and with one without, on the same server and in an order that turns each round, so that the shares
+ * compare like with like on a noisy host;
  * the deliveries of each round are drained before the next measurement. Each row shows its median round.
  */
 async function measureSubscribedCreates(server: Server, key: ApiKey, store: StoreKind, users: number, dir: string): Promise<void> {
@@ -372,13 +373,23 @@ async function measureSubscribedCreates(server: Server, key: ApiKey, store: Stor
       await call(`${server.url}/v2/webhooks/${id}`, { method: 'DELETE', headers });
     }
   };
+  const plainCreates = (round: number) =>
+    driveClean(`${POST.name}, round ${round}: plain`, false, () => drive(target, writeRequests(join(dir, `${store}-hooks-plain-${round}.tsv`), POST.requests([], []))));
   try {
     for (let round = 1; round <= settings.webhookRounds; round++) {
       progress(`${store} ${thousands(users)} users: ${variants[0]!.name}, round ${round} of ${settings.webhookRounds}`);
-      const plain = await driveClean(`${POST.name}, round ${round}: plain`, false, () => drive(target, writeRequests(join(dir, `${store}-hooks-plain-${round}.tsv`), POST.requests([], []))));
+      // Each round starts one measurement later (plain, with, without; then with, without, plain; ...): a
+      // measurement runs on a table the ones before it grew, after the deletes of the subscription before it, so a
+      // fixed order would favour one of them in every round.
+      const order = [-1, ...variants.keys()];
+      const turn = (round - 1) % order.length;
+      let plain: Measurement | undefined;
       const results: Subscribed[] = [];
-      for (const variant of variants) results.push(await subscribed(round, variant));
-      rounds.push({ plain, subscribed: results });
+      for (const v of [...order.slice(turn), ...order.slice(0, turn)]) {
+        if (v === -1) plain = await plainCreates(round);
+        else results[v] = await subscribed(round, variants[v]!);
+      }
+      rounds.push({ plain: plain!, subscribed: results });
     }
   } finally {
     receiver.close();

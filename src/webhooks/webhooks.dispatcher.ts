@@ -49,7 +49,7 @@ const PRUNE_BATCH = 1000;
 const PRUNE_ROUNDS = 20;
 
 /** Under full load, the share of the event loop's time that delivery rounds still get. */
-export const MIN_DELIVERY_SHARE = 0.1;
+export const MIN_DELIVERY_SHARE = 0.05;
 /** The longest pause between two rounds while a backlog waits. */
 const MAX_YIELD_MS = 1000;
 
