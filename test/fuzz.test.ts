@@ -478,7 +478,8 @@ async function exchange(ctx: Ctx, request: FuzzRequest, { as = ctx.api.tenant, a
 function parsedObject(payload: string | Buffer | undefined): Record<string, unknown> | undefined {
   if (payload === undefined) return undefined;
   try {
-    const value: unknown = JSON.parse(Buffer.isBuffer(payload) ? payload.toString('utf8') : payload);
+    // As the bytes on the wire: a string payload goes out as UTF-8, where a lone surrogate becomes U+FFFD.
+    const value: unknown = JSON.parse(Buffer.from(payload).toString('utf8'));
     return isObject(value) ? value : undefined;
   } catch {
     return undefined;
