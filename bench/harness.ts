@@ -371,12 +371,13 @@ async function stopProcess(spawned: Spawned, graceMs = 15_000): Promise<void> {
 }
 
 /** `node dist/main.js serve` on the store, pinned to the server CPUs; resolves once /healthz answers. */
-export async function startServer(store: Store, options: { nodeArgs?: string[] } = {}): Promise<Server> {
+/** The service's server; `main` runs another build's dist/main.js (an A/B of two builds on one store). */
+export async function startServer(store: Store, options: { nodeArgs?: string[]; main?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Server> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const started = performance.now();
-  const spawned = start(process.execPath, [...settings.serverNodeArgs, ...(options.nodeArgs ?? []), MAIN, 'serve'], {
-    env: serviceEnv(store, { PORT: String(port), HOST: '127.0.0.1' }),
+  const spawned = start(process.execPath, [...settings.serverNodeArgs, ...(options.nodeArgs ?? []), options.main ?? MAIN, 'serve'], {
+    env: serviceEnv(store, { ...options.env, PORT: String(port), HOST: '127.0.0.1' }),
     cpus: settings.serverCpus,
   });
   try {
