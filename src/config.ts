@@ -25,6 +25,11 @@ export type DatabaseConfig =
       readonly queryTimeoutMs: number;
       /** The longest wait for a connection: a free one from the pool, or a new one's handshake. */
       readonly connectTimeoutMs: number;
+      /**
+       * Whether the hot statements are prepared once per connection (named) instead of parsed and planned on every
+       * execution; off behind a pooler in transaction mode that does not carry prepared statements across.
+       */
+      readonly preparedStatements: boolean;
     };
 
 export interface Config {
@@ -123,6 +128,10 @@ export const ENVIRONMENT_HELP = `Environment:
                        PostgreSQL only: the longest wait for a connection, from the pool or a
                        new one (default 5000). A request answers within this plus
                        DATABASE_QUERY_TIMEOUT_MS of the database going silent
+  DATABASE_PREPARED_STATEMENTS
+                       PostgreSQL only: prepare each connection's frequent statements once
+                       instead of planning them on every execution (default true; false
+                       behind a pooler in transaction mode, such as PgBouncer before 1.21)
   USER_TOKEN_SECRET    HS256 key of user tokens, used as given (at least 32 characters); paging
                        cursors are sealed under a key derived from it.
                        Required on PostgreSQL (every instance must share it). On SQLite, when
@@ -243,6 +252,7 @@ function database(env: NodeJS.ProcessEnv, databaseUrl: string): DatabaseConfig {
     statementTimeoutMs,
     queryTimeoutMs,
     connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
+    preparedStatements: boolean(env, 'DATABASE_PREPARED_STATEMENTS', true),
   };
 }
 

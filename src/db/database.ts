@@ -308,15 +308,73 @@ const didNotAnswer = (error: unknown) =>
  * ROLLBACK, say) and its release discards it. Failures that mean the database is not answering become
  * DatabaseUnavailableError; the server's answers (a constraint, a syntax error) pass through as they are.
  */
-function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObserver): PostgresPool {
+/**
+ * Names for the statements a process runs again and again, so that each connection parses and plans them once (a
+ * named prepared statement: PostgreSQL then reuses the plan) instead of on every execution, which for a create's
+ * one-statement insert cost more than the insert. A text is named the second time it is seen, and only the first
+ * MAX_NAMED such texts are (the service runs about a hundred): a text built anew per request (a list of ids)
+ * cannot fill each connection's memory on the server with prepared statements.
+ */
+export class StatementNames {
+  static readonly MAX_NAMED = 256;
+  /** Texts seen once, not yet named; forgotten when it holds this many. */
+  static readonly MAX_SEEN = 4096;
+  private readonly names = new Map<string, string>();
+  private readonly seen = new Set<string>();
+
+  /** The name to prepare `text` under, or undefined to run it unprepared. */
+  nameOf(text: string, parameters: readonly unknown[]): string | undefined {
+    const name = this.names.get(text);
+    if (name !== undefined || parameters.length === 0 || this.names.size >= StatementNames.MAX_NAMED) return name;
+    if (!this.seen.has(text)) {
+      if (this.seen.size >= StatementNames.MAX_SEEN) this.seen.clear();
+      this.seen.add(text);
+      return undefined;
+    }
+    this.seen.delete(text);
+    const named = `users_api_${this.names.size}`;
+    this.names.set(text, named);
+    return named;
+  }
+
+  get size(): number {
+    return this.names.size;
+  }
+}
+
+/**
+ * A prepared statement whose result's columns changed under it (a migration of another instance added a column to
+ * a table it selects all of): PostgreSQL refuses to run it again on that connection.
+ */
+const isStalePlan = (error: { code?: string; routine?: string; message: string }) =>
+  error.code === '0A000' && (error.routine === 'RevalidateCachedQuery' || /cached plan must not change result type/.test(error.message));
+
+function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObserver, names: StatementNames | undefined): PostgresPool {
   const { DatabaseError } = loadPg();
   const asUnavailable = (error: unknown) =>
     error instanceof DatabaseError && !UNAVAILABLE_SQLSTATE.test(error.code ?? '') ? error : didNotAnswer(error);
   const guarded = new WeakMap<PgModule.PoolClient, PostgresPoolClient>();
   const guard = (client: PgModule.PoolClient): PostgresPoolClient => {
     let lost: DatabaseUnavailableError | undefined;
-    const send = async (text: string, parameters: readonly unknown[]) => {
+    /** Its prepared statements outlived a change of the tables they read: discarded on release (see isStalePlan). */
+    let stale = false;
+    const send = async (text: string, parameters: readonly unknown[]): Promise<unknown> => {
       if (lost) throw lost;
+      // Kysely passes a cursor (a stream) in place of the text; only a plain statement is named.
+      const name = typeof text === 'string' ? names?.nameOf(text, parameters) : undefined;
+      try {
+        return await (name === undefined ? client.query(text, parameters as unknown[]) : client.query({ name, text, values: parameters as unknown[] }));
+      } catch (error) {
+        if (!(error instanceof DatabaseError)) throw (lost = didNotAnswer(error));
+        if (name !== undefined && isStalePlan(error)) {
+          stale = true;
+          // Outside a transaction nothing was changed: the statement runs again, unprepared.
+          if (client.getTransactionStatus() === 'I') return sendUnnamed(text, parameters);
+        }
+        throw asUnavailable(error);
+      }
+    };
+    const sendUnnamed = async (text: string, parameters: readonly unknown[]) => {
       try {
         return await client.query(text, parameters as unknown[]);
       } catch (error) {
@@ -326,7 +384,7 @@ function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObse
     };
     const { statement: observe } = observer;
     const query = observe ? (text: string, parameters: readonly unknown[]) => observe(text, () => send(text, parameters)) : send;
-    return { query, release: (destroy?: boolean) => client.release(lost ?? destroy) } as unknown as PostgresPoolClient;
+    return { query, release: (destroy?: boolean) => client.release(lost ?? (stale || destroy)) } as unknown as PostgresPoolClient;
   };
   const open = new Set<PgModule.PoolClient>();
   pool.on('connect', (client) => open.add(client));
@@ -383,7 +441,7 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, obs
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs, observer) }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: boundedPool(pool, config.connectTimeoutMs, observer, config.preparedStatements ? new StatementNames() : undefined) }) });
   postgresPools.set(db, pool);
   return db;
 }

@@ -137,6 +137,7 @@ export async function openStore(store: Store, { migrate = true } = {}): Promise<
     statementTimeoutMs: 10_000,
     queryTimeoutMs: 11_000,
     connectTimeoutMs: 5000,
+    preparedStatements: true,
   } as const;
   const db = openDatabase(database);
   if (migrate) await migrateToLatest(db);

@@ -1,0 +1,88 @@
+// PostgreSQL's prepared statements: the statements run again and again are prepared once per connection, a bounded
+// number of them, and one whose table changed under it (another instance's migration) still answers.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { openDatabase, StatementNames, type Db } from '../src/db/database.js';
+import { openStore, STORES, type TestStore } from './helpers/app.js';
+
+describe('StatementNames', () => {
+  it('names a text with parameters the second time it is seen, the same name ever after, and never one without', () => {
+    const names = new StatementNames();
+    assert.equal(names.nameOf('select $1', [1]), undefined, 'seen once');
+    const name = names.nameOf('select $1', [2]);
+    assert.match(name ?? '', /^users_api_\d+$/);
+    assert.equal(names.nameOf('select $1', [3]), name);
+    assert.equal(names.nameOf('begin', []), undefined);
+    assert.equal(names.nameOf('begin', []), undefined);
+    assert.notEqual(names.nameOf('select $1, $2', [1, 2]) ?? names.nameOf('select $1, $2', [1, 2]), name);
+  });
+
+  it('names at most MAX_NAMED texts, however many it sees', () => {
+    const names = new StatementNames();
+    const given = new Set<string>();
+    for (let i = 0; i < StatementNames.MAX_NAMED + 50; i++) {
+      for (let seen = 0; seen < 3; seen++) {
+        const name = names.nameOf(`select ${i} where $1`, [i]);
+        if (name !== undefined) given.add(name);
+      }
+    }
+    assert.equal(given.size, StatementNames.MAX_NAMED);
+    assert.equal(names.size, StatementNames.MAX_NAMED);
+    assert.equal(names.nameOf('select 1 where $1', [1]), names.nameOf('select 1 where $1', [1]), 'the named ones keep their names');
+  });
+});
+
+for (const store of STORES.filter((s) => s === 'postgres')) {
+  describe('prepared statements (postgres)', () => {
+    let test: TestStore;
+    /** One connection, so that the session's prepared statements can be seen. */
+    let db: Db;
+
+    before(async () => {
+      test = await openStore(store, { migrate: false });
+      db = openDatabase({ ...test.database, poolSize: 1 });
+      await sql`create table things (id integer primary key, name text not null)`.execute(db);
+      await sql`insert into things values (1, 'one'), (2, 'two')`.execute(db);
+    });
+    after(async () => {
+      await db.destroy();
+      await test.drop();
+    });
+
+    const prepared = async (on: Db) =>
+      (await sql<{ statement: string }>`select statement from pg_prepared_statements`.execute(on)).rows.map((r) => r.statement);
+    const thing = (on: Db, id: number) => on.selectFrom('things' as never).selectAll().where('id' as never, '=', id as never).executeTakeFirst();
+
+    it('prepares a statement run again on the connection, and answers from it', async () => {
+      for (const id of [1, 2, 1]) assert.equal(((await thing(db, id)) as { name: string }).name, id === 1 ? 'one' : 'two');
+      const statements = await prepared(db);
+      assert.equal(statements.filter((s) => s.includes('"things"')).length, 1, JSON.stringify(statements));
+    });
+
+    it('answers a prepared `select *` after a column was added to its table, and the connection starts afresh', async () => {
+      for (const id of [1, 2]) await thing(db, id);
+      await sql`alter table things add column colour text`.execute(db);
+      assert.deepEqual(await thing(db, 1), { id: 1, name: 'one', colour: null });
+      assert.deepEqual(await prepared(db), [], 'the connection with the stale statement was discarded');
+      assert.deepEqual(await thing(db, 2), { id: 2, name: 'two', colour: null });
+    });
+
+    it('inside a transaction the stale statement fails the transaction, and the next one succeeds', async () => {
+      for (const id of [1, 2]) await thing(db, id);
+      await sql`alter table things add column size integer`.execute(db);
+      await assert.rejects(db.transaction().execute((trx) => thing(trx as unknown as Db, 1)), /cached plan must not change result type/);
+      assert.deepEqual(await db.transaction().execute((trx) => thing(trx as unknown as Db, 2)), { id: 2, name: 'two', colour: null, size: null });
+    });
+
+    it('with DATABASE_PREPARED_STATEMENTS=false prepares nothing', async () => {
+      const unprepared = openDatabase({ ...test.database, poolSize: 1, preparedStatements: false });
+      try {
+        for (const id of [1, 2, 1, 2]) await thing(unprepared, id);
+        assert.deepEqual(await prepared(unprepared), []);
+      } finally {
+        await unprepared.destroy();
+      }
+    });
+  });
+}
