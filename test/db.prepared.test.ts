@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
+import type { DatabaseConfig } from '../src/config.js';
 import { openDatabase, StatementNames, type Db } from '../src/db/database.js';
 import { openStore, STORES, type TestStore } from './helpers/app.js';
 
@@ -38,10 +39,13 @@ for (const store of STORES.filter((s) => s === 'postgres')) {
     let test: TestStore;
     /** One connection, so that the session's prepared statements can be seen. */
     let db: Db;
+    let database: Extract<DatabaseConfig, { kind: 'postgres' }>;
 
     before(async () => {
       test = await openStore(store, { migrate: false });
-      db = openDatabase({ ...test.database, poolSize: 1 });
+      assert.equal(test.database.kind, 'postgres');
+      database = test.database as typeof database;
+      db = openDatabase({ ...database, poolSize: 1 });
       await sql`create table things (id integer primary key, name text not null)`.execute(db);
       await sql`insert into things values (1, 'one'), (2, 'two')`.execute(db);
     });
@@ -76,7 +80,7 @@ for (const store of STORES.filter((s) => s === 'postgres')) {
     });
 
     it('with DATABASE_PREPARED_STATEMENTS=false prepares nothing', async () => {
-      const unprepared = openDatabase({ ...test.database, poolSize: 1, preparedStatements: false });
+      const unprepared = openDatabase({ ...database, poolSize: 1, preparedStatements: false });
       try {
         for (const id of [1, 2, 1, 2]) await thing(unprepared, id);
         assert.deepEqual(await prepared(unprepared), []);

@@ -9,8 +9,7 @@ import type { WebhookSettings } from '../config.js';
 import { isoMicros, nowMicros } from '../clock.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { guardedLookup } from './webhooks.address.js';
-import type { BoundWrite } from '../db/prepared.js';
-import { WebhooksRepository, type DeliveryRow } from './webhooks.repository.js';
+import { WebhooksRepository, type DeliveryRow, type Outcome as SettledOutcome } from './webhooks.repository.js';
 
 /** The WEBHOOK_* settings the dispatcher works by (src/config.ts). */
 export type DeliveryOptions = Omit<WebhookSettings, 'deliver'>;
@@ -73,22 +72,28 @@ const SETTLE_BATCH_MS = 200;
  * lease (at least once); one waits at most SETTLE_BATCH_MS after the next outcome arrives, or until the batch ends.
  */
 class Settles {
-  private writes: BoundWrite[] = [];
+  private settled: Settled[] = [];
   private since = 0;
 
   constructor(private readonly repo: WebhooksRepository) {}
 
-  async add(write: BoundWrite): Promise<void> {
-    if (this.writes.length === 0) this.since = Date.now();
-    this.writes.push(write);
+  async add(attempt: Settled): Promise<void> {
+    if (this.settled.length === 0) this.since = Date.now();
+    this.settled.push(attempt);
     if (Date.now() - this.since >= SETTLE_BATCH_MS) await this.flush();
   }
 
   async flush(): Promise<void> {
-    const writes = this.writes;
-    this.writes = [];
-    if (writes.length > 0) await this.repo.settleAll(writes);
+    const settled = this.settled;
+    this.settled = [];
+    await this.repo.settleAll(settled);
   }
+}
+
+/** A delivery attempted, and what its attempt settles. */
+interface Settled {
+  row: DeliveryRow;
+  outcome: SettledOutcome;
 }
 
 interface Outcome {
@@ -225,8 +230,8 @@ export class WebhookDispatcher {
     return { url: subscription.url, secret };
   }
 
-  /** Sends one delivery; returns the write that records its outcome. */
-  private async attempt(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<BoundWrite> {
+  /** Sends one delivery; returns what its outcome settles. */
+  private async attempt(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<Settled> {
     const body = this.cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
     const ended = this.observer?.attempting(row.event);
     let outcome = await this.post(target.url, row.id, body, target.secret);
@@ -238,13 +243,14 @@ export class WebhookDispatcher {
     if (!delivered) {
       this.log.info({ delivery: row.id, webhook: row.webhook_id, attempts: row.attempts, statusCode: outcome.statusCode, failed: exhausted }, 'webhook delivery attempt failed');
     }
-    return this.repo.settleWrite(row, {
+    const settles: SettledOutcome = {
       status: delivered ? 'delivered' : exhausted ? 'failed' : 'pending',
       next_attempt_at: delivered || exhausted ? row.next_attempt_at : isoMicros(nowMicros() + retryDelayMs(row.attempts, this.options.retryBaseMs) * 1000),
       last_status_code: outcome.statusCode,
       last_error: delivered ? null : (outcome.error ?? `HTTP ${outcome.statusCode}`),
       delivered_at: delivered ? isoMicros(nowMicros()) : null,
-    });
+    };
+    return { row, outcome: settles };
   }
 
   /** One POST; any answer within the timeout is an outcome, its body read up to 64 KiB and discarded. */

@@ -14,7 +14,7 @@ export type DeliveryRow = Omit<WebhookDeliveriesTable, 'seq'> & { seq: number };
 type Key = { clientId: string; id: string };
 
 /** What an attempt settles. */
-type Outcome = Pick<WebhookDeliveriesTable, 'status' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'delivered_at'>;
+export type Outcome = Pick<WebhookDeliveriesTable, 'status' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'delivered_at'>;
 
 /** The event body: the real service's shape. */
 export interface EventData {
@@ -298,14 +298,30 @@ export class WebhooksRepository implements EventWriter {
     return Number(result.numAffectedRows ?? 0n);
   }
 
-  /** The write that records an attempt's outcome, if this claimer still holds the lease. */
-  settleWrite(row: DeliveryRow, outcome: Outcome): BoundWrite {
-    return this.settleQuery.bind({ ...outcome, seq: row.seq, lease: row.lease_until ?? '', now: timestampNow() });
-  }
-
-  /** Records outcomes together: one unit of the group commit on SQLite, one transaction on PostgreSQL. */
-  async settleAll(writes: readonly BoundWrite[]): Promise<void> {
-    await runTogether(this.db, writes);
+  /**
+   * Records attempts' outcomes together, each only where this claimer still holds the delivery's lease: one unit of
+   * the group commit on SQLite, one multi-row update on PostgreSQL.
+   */
+  async settleAll(settled: ReadonlyArray<{ row: DeliveryRow; outcome: Outcome }>): Promise<void> {
+    if (settled.length === 0) return;
+    const now = timestampNow();
+    if (embeddedSqliteOf(this.db)) {
+      await runTogether(this.db, settled.map(({ row, outcome }) => this.settleQuery.bind({ ...outcome, seq: row.seq, lease: row.lease_until ?? '', now })));
+      return;
+    }
+    const column = <T>(value: (s: (typeof settled)[number]) => T) => settled.map(value);
+    await this.db.executeQuery(
+      CompiledQuery.raw(SETTLE_ALL_SQL, [
+        column((s) => s.row.seq),
+        column((s) => s.row.lease_until),
+        column((s) => s.outcome.status),
+        column((s) => s.outcome.next_attempt_at),
+        column((s) => s.outcome.last_status_code),
+        column((s) => s.outcome.last_error),
+        column((s) => s.outcome.delivered_at),
+        now,
+      ]),
+    );
   }
 }
 
@@ -390,6 +406,17 @@ const OUTBOX_SQL = {
     select seq from webhook_deliveries where status <> 'pending' and created_at < ${p(1, 'timestamptz')} order by seq limit ${p(2, 'int')})`,
   ),
 };
+
+/**
+ * PostgreSQL: attempts' outcomes, each where its claimer still holds the lease (parameters: one array per column:
+ * seqs, leases, statuses, next attempts, status codes, errors, delivered ats; then now).
+ */
+const SETTLE_ALL_SQL = `
+  update webhook_deliveries d set status = o.status, next_attempt_at = o.next_attempt_at, last_status_code = o.last_status_code,
+    last_error = o.last_error, delivered_at = o.delivered_at, lease_until = null, updated_at = $8::timestamptz
+  from unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::timestamptz[])
+    as o(seq, lease, status, next_attempt_at, last_status_code, last_error, delivered_at)
+  where d.seq = o.seq and d.lease_until = o.lease`;
 
 /**
  * PostgreSQL: new deliveries, pending and due when created, each if its subscription exists, their seqs in the order
