@@ -375,7 +375,7 @@ const OUTBOX_SQL = {
   ),
   /**
    * SQLite: a new delivery, pending and due now, if its subscription exists (parameters: client, id, subscription,
-   * user, event, payload, created at three times (created, due, updated), client, subscription).
+   * user, event, payload, created at three times (due, created, updated), client, subscription).
    */
   insert: inBothStores(
     (p) => `
