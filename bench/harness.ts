@@ -57,7 +57,7 @@ export const settings = {
   connections: Math.round(positive('BENCH_CONNECTIONS', 10)),
   stores: chooseStores(),
   scale: ['1', 'true', 'yes'].includes((process.env.BENCH_SCALE ?? '').toLowerCase()),
-  webhookRounds: Math.round(positive('BENCH_WEBHOOK_ROUNDS', 3)),
+  webhookRounds: Math.round(positive('BENCH_WEBHOOK_ROUNDS', 5)),
   /** BENCH_ONLY=webhooks|link: the ceiling and the webhook rounds, or the Link and accounts scenarios, only (quick A/B runs). */
   only: (['webhooks', 'link'] as const).find((only) => only === process.env.BENCH_ONLY),
   seedUsers: Math.round(positive('BENCH_SEED_USERS', 10_000)),
