@@ -22,6 +22,7 @@ RUN npm ci --ignore-scripts \
 COPY tsconfig.json tsconfig.build.json ./
 COPY clients/typescript ./clients/typescript
 COPY src ./src
+COPY scripts/bundle.mjs ./scripts/
 COPY console ./console
 RUN npm run build
 

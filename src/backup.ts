@@ -59,7 +59,9 @@ async function fsync(path: string): Promise<void> {
 /** Fails when the store open in `sqlite` is damaged, or not one this build can serve. */
 function assertServable(sqlite: SQLite.Database, what: string): void {
   const problems = (sqlite.pragma('integrity_check') as Array<{ integrity_check: string }>).map((row) => row.integrity_check);
-  if (problems.join() !== 'ok') throw new BackupError(`${what} is damaged (integrity_check: ${problems.slice(0, 3).join('; ')})`);
+  // One line: a row of integrity_check may itself hold several ("*** in database main ***\nTree 34 page 34: ...").
+  const summary = problems.slice(0, 3).join('; ').replace(/\s*\n\s*/g, '; ');
+  if (problems.join() !== 'ok') throw new BackupError(`${what} is damaged (integrity_check: ${summary})`);
   const table = sqlite.prepare("select 1 from sqlite_master where type = 'table' and name = 'kysely_migration'").get();
   if (!table) throw new BackupError(`${what} is not a users-api store: it has no migrations table`);
   const applied = sqlite.prepare('select name from kysely_migration order by name').pluck().all() as string[];

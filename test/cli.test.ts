@@ -425,7 +425,7 @@ describe('users-api CLI', () => {
       // What the build reads, copied to a temp dir with the project's node_modules: the tree under test is not rebuilt.
       // The typed client's source too (the build builds it first), without its build output.
       dir = makeTempDir('build');
-      for (const entry of ['src', 'console', 'clients', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
+      for (const entry of ['src', 'scripts', 'console', 'clients', 'package.json', 'tsconfig.json', 'tsconfig.build.json']) {
         cpSync(join(ROOT, entry), join(dir, entry), { recursive: true, filter: (source) => basename(source) !== 'dist' });
       }
       symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));

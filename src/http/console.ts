@@ -1,7 +1,7 @@
 // The console's built files (console/ → dist/console by `npm run build`) at /console, for client-side routing.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyStaticOptions } from '@fastify/static';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify';
@@ -12,8 +12,18 @@ import type { FastifyInstance, FastifyPluginAsync, FastifyReply } from 'fastify'
  */
 const fastifyStatic = createRequire(import.meta.url)('@fastify/static') as FastifyPluginAsync<FastifyStaticOptions>;
 
-/** dist/console at the package root: the same path from src/http (tsx) and from dist/http (the build). */
-export const CONSOLE_DIR = fileURLToPath(new URL('../../dist/console/', import.meta.url));
+/**
+ * dist/console at the package root, the nearest directory above this module with a package.json: src/http under
+ * tsx, dist/ or dist/chunks in the bundle (scripts/bundle.mjs).
+ */
+export const CONSOLE_DIR = join(packageRoot(dirname(fileURLToPath(import.meta.url))), 'dist', 'console');
+
+function packageRoot(dir: string): string {
+  for (let at = dir; ; at = dirname(at)) {
+    if (existsSync(join(at, 'package.json'))) return at;
+    if (dirname(at) === at) return dir;
+  }
+}
 
 /** Vite puts every file but index.html under assets/ with a hash of its content in its name: they never change. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';

@@ -13,16 +13,20 @@ import { ENVIRONMENT_HELP } from '../../src/config.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Whether every source file under `dir` has its compiled file under `built`, written after the source last changed. */
-function builtAfterSources(dir: string, built: string): boolean {
-  return readdirSync(dir, { withFileTypes: true }).every((entry) => {
-    const source = join(dir, entry.name);
-    if (entry.isDirectory()) return builtAfterSources(source, join(built, entry.name));
-    if (!entry.name.endsWith('.ts')) return true;
-    const output = join(built, entry.name.replace(/\.ts$/, '.js'));
-    return existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs;
-  });
+/** When a source file under `dir` last changed (ms since the epoch). */
+function newestSource(dir: string): number {
+  return Math.max(
+    0,
+    ...readdirSync(dir, { withFileTypes: true }).map((entry) => {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) return newestSource(path);
+      return entry.name.endsWith('.ts') ? statSync(path).mtimeMs : 0;
+    }),
+  );
 }
+
+/** The build's users-api: every source file bundled into one module by scripts/bundle.mjs (npm run build). */
+const BUILT = join(ROOT, 'dist', 'main.js');
 
 /**
  * How a child runs users-api: as installed, `node dist/main.js` (npm ci builds it through `prepare`), when that build
@@ -30,9 +34,10 @@ function builtAfterSources(dir: string, built: string): boolean {
  * working directory outside the project), so that an edit is tested before it is built. The build starts about
  * three times faster, and the CLI suites start a few hundred children.
  */
-const USERS_API: readonly string[] = builtAfterSources(join(ROOT, 'src'), join(ROOT, 'dist'))
-  ? [join(ROOT, 'dist', 'main.js')]
-  : ['--import', import.meta.resolve('tsx'), join(ROOT, 'src', 'main.ts')];
+const USERS_API: readonly string[] =
+  existsSync(BUILT) && statSync(BUILT).mtimeMs >= newestSource(join(ROOT, 'src'))
+    ? [BUILT]
+    : ['--import', import.meta.resolve('tsx'), join(ROOT, 'src', 'main.ts')];
 
 export const COMMAND_TIMEOUT_MS = 20_000;
 export const SERVE_TIMEOUT_MS = 30_000;
