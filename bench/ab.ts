@@ -62,7 +62,8 @@ try {
   await store.drop();
   await cleanup();
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** Of an even number of rounds, the lower middle one, as bench/run.ts does. */
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 for (const name of Object.keys(scenarios)) {
   const o = median(results[`${name} old`]!), n = median(results[`${name} new`]!);
   console.log(`${name}: old ${results[`${name} old`]!.join(' ')} (median ${o}); new ${results[`${name} new`]!.join(' ')} (median ${n}); ${Math.round((n / o - 1) * 100)}%`);

@@ -302,13 +302,6 @@ const didNotAnswer = (error: unknown) =>
   new DatabaseUnavailableError(`the database did not answer (${(error as Error).message})`, { cause: error });
 
 /**
- * The pool Kysely runs on, bounded on the client side. node-postgres keeps a connection whose query timed out waiting
- * for the late answer, and Kysely would release it into the pool to be handed out again: here any failure that is not
- * the server's own answer to a statement marks the connection lost, its later queries fail at once (a transaction's
- * ROLLBACK, say) and its release discards it. Failures that mean the database is not answering become
- * DatabaseUnavailableError; the server's answers (a constraint, a syntax error) pass through as they are.
- */
-/**
  * Names for the statements a process runs again and again, so that each connection parses and plans them once (a
  * named prepared statement: PostgreSQL then reuses the plan) instead of on every execution, which for a create's
  * one-statement insert cost more than the insert. A text is named the second time it is seen, and only the first
@@ -349,6 +342,13 @@ export class StatementNames {
 const isStalePlan = (error: { code?: string; routine?: string; message: string }) =>
   error.code === '0A000' && (error.routine === 'RevalidateCachedQuery' || /cached plan must not change result type/.test(error.message));
 
+/**
+ * The pool Kysely runs on, bounded on the client side. node-postgres keeps a connection whose query timed out waiting
+ * for the late answer, and Kysely would release it into the pool to be handed out again: here any failure that is not
+ * the server's own answer to a statement marks the connection lost, its later queries fail at once (a transaction's
+ * ROLLBACK, say) and its release discards it. Failures that mean the database is not answering become
+ * DatabaseUnavailableError; the server's answers (a constraint, a syntax error) pass through as they are.
+ */
 function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObserver, names: StatementNames | undefined): PostgresPool {
   const { DatabaseError } = loadPg();
   const asUnavailable = (error: unknown) =>
@@ -358,10 +358,10 @@ function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObse
     let lost: DatabaseUnavailableError | undefined;
     /** Its prepared statements outlived a change of the tables they read: discarded on release (see isStalePlan). */
     let stale = false;
-    const send = async (text: string, parameters: readonly unknown[]): Promise<unknown> => {
+    const send = async (text: string, parameters: readonly unknown[], prepare = true): Promise<unknown> => {
       if (lost) throw lost;
       // Kysely passes a cursor (a stream) in place of the text; only a plain statement is named.
-      const name = typeof text === 'string' ? names?.nameOf(text, parameters) : undefined;
+      const name = prepare && typeof text === 'string' ? names?.nameOf(text, parameters) : undefined;
       try {
         return await (name === undefined ? client.query(text, parameters as unknown[]) : client.query({ name, text, values: parameters as unknown[] }));
       } catch (error) {
@@ -369,16 +369,8 @@ function boundedPool(pool: PgModule.Pool, closeGraceMs: number, observer: DbObse
         if (name !== undefined && isStalePlan(error)) {
           stale = true;
           // Outside a transaction nothing was changed: the statement runs again, unprepared.
-          if (client.getTransactionStatus() === 'I') return sendUnnamed(text, parameters);
+          if (client.getTransactionStatus() === 'I') return send(text, parameters, false);
         }
-        throw asUnavailable(error);
-      }
-    };
-    const sendUnnamed = async (text: string, parameters: readonly unknown[]) => {
-      try {
-        return await client.query(text, parameters as unknown[]);
-      } catch (error) {
-        if (!(error instanceof DatabaseError)) throw (lost = didNotAnswer(error));
         throw asUnavailable(error);
       }
     };

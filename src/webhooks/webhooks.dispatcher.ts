@@ -9,7 +9,7 @@ import type { WebhookSettings } from '../config.js';
 import { isoMicros, nowMicros } from '../clock.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { guardedLookup } from './webhooks.address.js';
-import { WebhooksRepository, type DeliveryRow, type Outcome as SettledOutcome } from './webhooks.repository.js';
+import { WebhooksRepository, type DeliveryRow, type Settled } from './webhooks.repository.js';
 
 /** The WEBHOOK_* settings the dispatcher works by (src/config.ts). */
 export type DeliveryOptions = Omit<WebhookSettings, 'deliver'>;
@@ -88,12 +88,6 @@ class Settles {
     this.settled = [];
     await this.repo.settleAll(settled);
   }
-}
-
-/** A delivery attempted, and what its attempt settles. */
-interface Settled {
-  row: DeliveryRow;
-  outcome: SettledOutcome;
 }
 
 interface Outcome {
@@ -243,14 +237,16 @@ export class WebhookDispatcher {
     if (!delivered) {
       this.log.info({ delivery: row.id, webhook: row.webhook_id, attempts: row.attempts, statusCode: outcome.statusCode, failed: exhausted }, 'webhook delivery attempt failed');
     }
-    const settles: SettledOutcome = {
-      status: delivered ? 'delivered' : exhausted ? 'failed' : 'pending',
-      next_attempt_at: delivered || exhausted ? row.next_attempt_at : isoMicros(nowMicros() + retryDelayMs(row.attempts, this.options.retryBaseMs) * 1000),
-      last_status_code: outcome.statusCode,
-      last_error: delivered ? null : (outcome.error ?? `HTTP ${outcome.statusCode}`),
-      delivered_at: delivered ? isoMicros(nowMicros()) : null,
+    return {
+      row,
+      outcome: {
+        status: delivered ? 'delivered' : exhausted ? 'failed' : 'pending',
+        next_attempt_at: delivered || exhausted ? row.next_attempt_at : isoMicros(nowMicros() + retryDelayMs(row.attempts, this.options.retryBaseMs) * 1000),
+        last_status_code: outcome.statusCode,
+        last_error: delivered ? null : (outcome.error ?? `HTTP ${outcome.statusCode}`),
+        delivered_at: delivered ? isoMicros(nowMicros()) : null,
+      },
     };
-    return { row, outcome: settles };
   }
 
   /** One POST; any answer within the timeout is an outcome, its body read up to 64 KiB and discarded. */

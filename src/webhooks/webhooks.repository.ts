@@ -14,7 +14,13 @@ export type DeliveryRow = Omit<WebhookDeliveriesTable, 'seq'> & { seq: number };
 type Key = { clientId: string; id: string };
 
 /** What an attempt settles. */
-export type Outcome = Pick<WebhookDeliveriesTable, 'status' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'delivered_at'>;
+type Outcome = Pick<WebhookDeliveriesTable, 'status' | 'next_attempt_at' | 'last_status_code' | 'last_error' | 'delivered_at'>;
+
+/** A delivery attempted, and what its attempt settles. */
+export interface Settled {
+  row: DeliveryRow;
+  outcome: Outcome;
+}
 
 /** The event body: the real service's shape. */
 export interface EventData {
@@ -42,7 +48,7 @@ export class WebhooksRepository implements EventWriter {
   private readonly settleQuery;
   readonly subscriptionPages: KeysetSource<WebhooksTable>;
   readonly deliveryPages: KeysetSource<DeliveryRow>;
-  /** Per client, on the embedded store only (see subscriptionsFor); its absence means PostgreSQL. */
+  /** Per client, on the embedded store only (see subscriptionsFor). */
   private readonly subscriptionCache: Map<string, Subscription[]> | undefined;
   /** Counts subscription writes begun and ended, so that a read overlapping one is not cached. */
   private subscriptionChanges = 0;
@@ -101,7 +107,7 @@ export class WebhooksRepository implements EventWriter {
    * delivery per subscription (fanOut).
    */
   async eventWrites(clientId: string, event: WebhookEvent, data: EventData, resource: () => object): Promise<BoundWrite[]> {
-    if (!this.subscriptionCache) {
+    if (!embeddedSqliteOf(this.db)) {
       // PostgreSQL: another instance may change the subscriptions at any moment, so the insert itself finds those
       // that want the event, as the change's statement sees them, instead of a read of its own in the request's
       // turn (a round trip). The resource is sealed in case one of them wants it: ~15 µs against that round trip.
@@ -302,14 +308,14 @@ export class WebhooksRepository implements EventWriter {
    * Records attempts' outcomes together, each only where this claimer still holds the delivery's lease: one unit of
    * the group commit on SQLite, one multi-row update on PostgreSQL.
    */
-  async settleAll(settled: ReadonlyArray<{ row: DeliveryRow; outcome: Outcome }>): Promise<void> {
+  async settleAll(settled: readonly Settled[]): Promise<void> {
     if (settled.length === 0) return;
     const now = timestampNow();
     if (embeddedSqliteOf(this.db)) {
       await runTogether(this.db, settled.map(({ row, outcome }) => this.settleQuery.bind({ ...outcome, seq: row.seq, lease: row.lease_until ?? '', now })));
       return;
     }
-    const column = <T>(value: (s: (typeof settled)[number]) => T) => settled.map(value);
+    const column = <T>(value: (s: Settled) => T) => settled.map(value);
     await this.db.executeQuery(
       CompiledQuery.raw(SETTLE_ALL_SQL, [
         column((s) => s.row.seq),
