@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
-import { MIN_DELIVERY_SHARE, retryDelayMs, yieldMs } from '../src/webhooks/webhooks.dispatcher.js';
+import { deliveryBody, MIN_DELIVERY_SHARE, retryDelayMs, yieldMs } from '../src/webhooks/webhooks.dispatcher.js';
 import { isInternalAddress, urlProblem } from '../src/webhooks/webhooks.address.js';
 import { buildApp } from '../src/app.js';
 import { runTogether } from '../src/db/prepared.js';
@@ -290,7 +290,7 @@ for (const store of STORES) {
     const eventsOf = (clientId: string) => api.db.selectFrom('webhook_events').selectAll().where('client_id', '=', clientId).orderBy('seq').execute();
     const deliveriesOf = (webhookId: string) => api.db.selectFrom('webhook_deliveries').selectAll().where('webhook_id', '=', webhookId).orderBy('seq').execute();
 
-    it('a change writes one event naming the subscriptions that want it, the resource encrypted; fan-out makes one delivery each', async () => {
+    it('a change writes one event naming the subscriptions that want it; fan-out makes one delivery each, encrypted when it carries the resource', async () => {
       const as = await api.newTenant('fan-out');
       const subscribe = async (payload: Json) => (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { url: 'http://127.0.0.1:9/x', ...payload }, as })).json.id as string;
       const plain = await subscribe({ events: ['users.created'], name: 'plain' });
@@ -300,7 +300,9 @@ for (const store of STORES) {
       const [event, ...more] = await eventsOf(as.client_id);
       assert.equal(more.length, 0, 'one event row for the change');
       assert.deepEqual([event!.event, event!.user_id, event!.account_id, event!.webhooks.split(',').sort()], ['users.created', user, null, [plain, full].sort()]);
-      assert.equal(event!.resource!.includes('grace'), false, 'the resource is stored encrypted');
+      // The resource as the users table keeps the same fields (in clear), with nothing the table encrypts.
+      assert.deepEqual(JSON.parse(event!.resource!), { ...JSON.parse(event!.resource!), id: user, first_name: 'Grace', email: 'grace@example.com' });
+      assert.deepEqual(['ssn', 'birth_date', 'address'].filter((field) => field in JSON.parse(event!.resource!)), []);
       assert.deepEqual(await deliveriesOf(plain), [], 'no delivery before the fan-out');
 
       // Another tenant without subscriptions writes no event at all.
@@ -312,15 +314,44 @@ for (const store of STORES) {
       for (let n = await outbox.fanOut(100); n > 0; n = await outbox.fanOut(100)) fanned += n;
       assert.ok(fanned >= 1);
       assert.deepEqual(await eventsOf(as.client_id), [], 'fanned-out events are deleted');
-      const body = (row: { client_id: string; id: string; payload: string }) => JSON.parse(cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id))) as Json;
+      const body = (row: { client_id: string; id: string; payload: string }) => JSON.parse(deliveryBody(row, cipher)) as Json;
       const [toPlain] = await deliveriesOf(plain);
       const [toFull] = await deliveriesOf(full);
+      assert.equal(toFull!.payload.includes('grace'), false, 'a body with the resource is stored encrypted');
+      assert.deepEqual(JSON.parse(toPlain!.payload), body(toPlain!), 'a body of ids and names is stored as sent');
       assert.deepEqual(body(toPlain!), { event: 'users.created', name: 'plain', data: { user } });
       assert.equal(body(toFull!).name, 'full');
       assert.deepEqual([body(toFull!).data.user, body(toFull!).data.resource.first_name, body(toFull!).data.resource.email], [user, 'Grace', 'grace@example.com']);
       assert.equal(body(toFull!).data.resource.ssn, undefined);
       assert.deepEqual(await deliveriesOf(other), []);
       assert.deepEqual([toPlain!.status, toPlain!.attempts, toPlain!.user_id], ['pending', 0, user]);
+    });
+
+    it('events and deliveries stored encrypted by an earlier version still go out as they were written', async () => {
+      const as = await api.newTenant('fan-out-legacy');
+      const full = (await api.request({ method: 'POST', url: '/v2/webhooks', payload: { events: ['users.updated'], name: 'legacy', url: 'http://127.0.0.1:9/x', config: { include_resource: true } }, as })).json.id as string;
+      const user = '0196b0a5-1f2e-7000-8000-00000000a11c';
+      const resource = { id: user, first_name: 'Ada' };
+      await api.db
+        .insertInto('webhook_events')
+        .values({
+          client_id: as.client_id,
+          user_id: user,
+          account_id: null,
+          event: 'users.updated',
+          webhooks: full,
+          resource: cipher.encrypt(JSON.stringify(resource), WebhooksRepository.eventContext(as.client_id, user)),
+          created_at: new Date().toISOString(),
+        })
+        .execute();
+      while ((await outbox.fanOut(100)) > 0);
+      const [delivery] = await deliveriesOf(full);
+      assert.deepEqual(JSON.parse(deliveryBody(delivery!, cipher)), { event: 'users.updated', name: 'legacy', data: { user, resource } });
+      // A body without the resource, encrypted as every body once was.
+      const old = { event: 'users.created', name: 'legacy', data: { user } };
+      const id = '0196b0a5-1f2e-7000-8000-00000000b0d1';
+      const sealed = cipher.encrypt(JSON.stringify(old), WebhooksRepository.payloadContext(as.client_id, id));
+      assert.deepEqual(JSON.parse(deliveryBody({ client_id: as.client_id, id, payload: sealed }, cipher)), old);
     });
 
     it('two fan-outs at once make each delivery once: the one that finds its events gone writes nothing', async () => {

@@ -123,6 +123,10 @@ export interface WebhookDeliveriesTable {
   webhook_id: string;
   user_id: string;
   event: string;
+  /**
+   * The body as sent: the JSON itself when it holds ids and names only, PII ciphertext of it when it carries the
+   * resource (kept for WEBHOOK_RETENTION_DAYS, past the user's removal). A ciphertext never starts with `{`.
+   */
   payload: string;
   status: DeliveryStatus;
   attempts: number;
@@ -144,7 +148,10 @@ export interface WebhookEventsTable {
   event: string;
   /** Comma-separated ids of the subscriptions that wanted it when the change was made. */
   webhooks: string;
-  /** PII ciphertext of the resource's JSON, or NULL when no subscription wanted it. */
+  /**
+   * The resource's JSON (no SSN, birth date or address: the fields the users table keeps in clear), or NULL when no
+   * subscription wanted it; rows written before 2026-12-02 hold PII ciphertext of it instead (`v1.…`).
+   */
   resource: string | null;
   created_at: string;
 }

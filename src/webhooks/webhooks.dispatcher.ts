@@ -32,6 +32,11 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  */
 const IDLE_SOCKET_MS = 4000;
 
+/** What a delivery sends: its payload as stored, or decrypted when it carries the resource (not JSON then). */
+export function deliveryBody(row: Pick<DeliveryRow, 'client_id' | 'id' | 'payload'>, cipher: PiiCipher): string {
+  return row.payload.startsWith('{') ? row.payload : cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
+}
+
 /** The delay before attempt `attempts + 1`: base · 3^(attempts-1), jittered. */
 export function retryDelayMs(attempts: number, baseMs: number, random = Math.random): number {
   return Math.round(baseMs * 3 ** Math.max(0, attempts - 1) * (0.8 + 0.4 * random()));
@@ -226,7 +231,7 @@ export class WebhookDispatcher {
 
   /** Sends one delivery; returns what its outcome settles. */
   private async attempt(row: DeliveryRow, target: { url: string; secret: string | null }): Promise<Settled> {
-    const body = this.cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
+    const body = deliveryBody(row, this.cipher);
     const ended = this.observer?.attempting(row.event);
     let outcome = await this.post(target.url, row.id, body, target.secret);
     // A kept-alive connection the receiver closed meanwhile: the request never reached it; once more, afresh.

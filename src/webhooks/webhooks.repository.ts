@@ -91,28 +91,29 @@ export class WebhooksRepository implements EventWriter {
     return `${clientId}/${webhookId}/webhook-secret`;
   }
 
-  /** A delivery's body; the resource's of an event not yet fanned out is eventContext. */
+  /** A delivery's body, when it carries a resource. */
   static payloadContext(clientId: string, deliveryId: string): string {
     return `${clientId}/${deliveryId}/webhook-payload`;
   }
 
+  /** The resource of an event written before it was kept in clear (still fanned out after an upgrade). */
   static eventContext(clientId: string, userId: string): string {
     return `${clientId}/${userId}/webhook-event`;
   }
 
   /**
    * The outbox write of `event`: one row naming the client's subscriptions that want it, with the resource as the
-   * change wrote it (never re-read later), encrypted, when one of them asks for it. `resource` must hold no SSN,
-   * birth date or address. Nothing when no subscription wants the event. The dispatcher fans the row out into one
-   * delivery per subscription (fanOut).
+   * change wrote it (never re-read later) when one of them asks for it. `resource` must hold no SSN, birth date or
+   * address: what is left, the users table keeps in clear too, and the row lives until the next fan-out round, so
+   * it is not encrypted here (that cost the request ~15 µs); the delivery that keeps it for days is. Nothing when no
+   * subscription wants the event. The dispatcher fans the row out into one delivery per subscription (fanOut).
    */
   async eventWrites(clientId: string, event: WebhookEvent, data: EventData, resource: () => object): Promise<BoundWrite[]> {
     if (!embeddedSqliteOf(this.db)) {
       // PostgreSQL: another instance may change the subscriptions at any moment, so the insert itself finds those
       // that want the event, as the change's statement sees them, instead of a read of its own in the request's
-      // turn (a round trip). The resource is sealed in case one of them wants it: ~15 µs against that round trip.
-      const sealed = this.cipher.encrypt(JSON.stringify(resource()), WebhooksRepository.eventContext(clientId, data.user));
-      return [rawWrite(this.db, MATCHED_EVENT_SQL, [clientId, data.user, data.account ?? null, event, sealed, timestampNow()])];
+      // turn (a round trip). The resource goes along in case one of them wants it.
+      return [rawWrite(this.db, MATCHED_EVENT_SQL, [clientId, data.user, data.account ?? null, event, JSON.stringify(resource()), timestampNow()])];
     }
     const subscriptions = await this.subscriptionsFor(clientId);
     let webhooks = '';
@@ -123,13 +124,20 @@ export class WebhooksRepository implements EventWriter {
       withResource ||= subscription.include_resource === 1;
     }
     if (webhooks === '') return [];
-    const sealed = withResource ? this.cipher.encrypt(JSON.stringify(resource()), WebhooksRepository.eventContext(clientId, data.user)) : null;
-    return [rawWrite(this.db, this.sql.event, [clientId, data.user, data.account ?? null, event, webhooks, sealed, timestampNow()])];
+    const json = withResource ? JSON.stringify(resource()) : null;
+    return [rawWrite(this.db, this.sql.event, [clientId, data.user, data.account ?? null, event, webhooks, json, timestampNow()])];
+  }
+
+  /** An event's resource as the change wrote it: JSON, or (rows written before it was kept in clear) its ciphertext. */
+  private eventResource(e: EventRow): unknown {
+    const text = e.resource!.startsWith('{') ? e.resource! : this.cipher.decrypt(e.resource!, WebhooksRepository.eventContext(e.client_id, e.user_id));
+    return JSON.parse(text);
   }
 
   /**
    * Turns up to `limit` events, oldest first, into their deliveries: one per subscription the event names that still
-   * exists, its body built from what the change wrote and encrypted at rest. The events go in the same transaction;
+   * exists, its body built from what the change wrote, encrypted at rest when it carries the resource (a body of ids
+   * and names alone is kept as it is sent). The events go in the same transaction;
    * when another instance fanned them out meanwhile (PostgreSQL), nothing is written and this returns 0. Returns how
    * many events were fanned out.
    *
@@ -160,10 +168,11 @@ export class WebhooksRepository implements EventWriter {
         const subscription = subscriptions.get(webhookId);
         if (!subscription) continue; // deleted since: its deliveries went with it
         const withResource = subscription.include_resource === 1 && e.resource !== null;
-        if (withResource) resource ??= JSON.parse(this.cipher.decrypt(e.resource!, WebhooksRepository.eventContext(e.client_id, e.user_id)));
+        if (withResource) resource ??= this.eventResource(e);
         const { id, createdAt } = newId();
         const body = JSON.stringify({ event: e.event, name: subscription.name, data: withResource ? { ...data, resource } : data });
-        const delivery = [e.client_id, id, subscription.id, e.user_id, e.event, this.cipher.encrypt(body, WebhooksRepository.payloadContext(e.client_id, id)), createdAt];
+        const payload = withResource ? this.cipher.encrypt(body, WebhooksRepository.payloadContext(e.client_id, id)) : body;
+        const delivery = [e.client_id, id, subscription.id, e.user_id, e.event, payload, createdAt];
         // Written only if the subscription still exists when this commits.
         if (columns) delivery.forEach((value, i) => columns[i]!.push(value));
         else writes.push(rawWrite(this.db, this.sql.insert, [...delivery, createdAt, createdAt, e.client_id, subscription.id]));
@@ -391,7 +400,7 @@ const OUTBOX_SQL = {
     ${p(7, 'timestamptz')}, ${p(8, 'timestamptz')}, ${p(9, 'timestamptz')}
   where exists (select 1 from webhooks where client_id = ${p(10, 'uuid')} and id = ${p(11, 'uuid')})`,
   ),
-  /** A change's event (parameters: client, user, account, event, subscriptions, resource, created at). */
+  /** A change's event (parameters: client, user, account, event, subscriptions, resource JSON, created at). */
   event: inBothStores(
     (p) => `
   insert into webhook_events (client_id, user_id, account_id, event, webhooks, resource, created_at)
@@ -440,7 +449,7 @@ const INSERT_DELIVERIES_SQL = `
 /**
  * PostgreSQL: a change's event, naming the client's subscriptions that want it as the statement sees them, with the
  * resource kept only when one of them asks for it; no row when none wants the event (parameters: client, user,
- * account, event, resource, created at). `events` is a jsonb array of names.
+ * account, event, resource JSON, created at). `events` is a jsonb array of names.
  */
 const MATCHED_EVENT_SQL = `
   insert into webhook_events (client_id, user_id, account_id, event, webhooks, resource, created_at)
