@@ -9,7 +9,7 @@ import type { WebhookSettings } from '../config.js';
 import { isoMicros, nowMicros } from '../clock.js';
 import type { PiiCipher } from '../pii/pii.cipher.js';
 import { guardedLookup } from './webhooks.address.js';
-import { WebhooksRepository, type DeliveryRow, type Settled } from './webhooks.repository.js';
+import { clearOrDecrypted, WebhooksRepository, type DeliveryRow, type Settled } from './webhooks.repository.js';
 
 /** The WEBHOOK_* settings the dispatcher works by (src/config.ts). */
 export type DeliveryOptions = Omit<WebhookSettings, 'deliver'>;
@@ -34,7 +34,7 @@ const IDLE_SOCKET_MS = 4000;
 
 /** What a delivery sends: its payload as stored, or decrypted when it carries the resource (not JSON then). */
 export function deliveryBody(row: Pick<DeliveryRow, 'client_id' | 'id' | 'payload'>, cipher: PiiCipher): string {
-  return row.payload.startsWith('{') ? row.payload : cipher.decrypt(row.payload, WebhooksRepository.payloadContext(row.client_id, row.id));
+  return clearOrDecrypted(row.payload, cipher, WebhooksRepository.payloadContext(row.client_id, row.id));
 }
 
 /** The delay before attempt `attempts + 1`: base · 3^(attempts-1), jittered. */

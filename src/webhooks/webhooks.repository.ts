@@ -130,8 +130,7 @@ export class WebhooksRepository implements EventWriter {
 
   /** An event's resource as the change wrote it: JSON, or (rows written before it was kept in clear) its ciphertext. */
   private eventResource(e: EventRow): unknown {
-    const text = e.resource!.startsWith('{') ? e.resource! : this.cipher.decrypt(e.resource!, WebhooksRepository.eventContext(e.client_id, e.user_id));
-    return JSON.parse(text);
+    return JSON.parse(clearOrDecrypted(e.resource!, this.cipher, WebhooksRepository.eventContext(e.client_id, e.user_id)));
   }
 
   /**
@@ -461,6 +460,11 @@ const MATCHED_EVENT_SQL = `
 /** The same text in both stores (events not yet fanned out count too); PostgreSQL's count is a bigint, returned as text. */
 const PENDING_COUNT_SQL =
   "select (select count(*) from webhook_deliveries where status = 'pending') + (select count(*) from webhook_events) as n";
+
+/** Stored JSON as it is, or the JSON a PII ciphertext holds (a ciphertext never starts with `{`). */
+export function clearOrDecrypted(stored: string, cipher: PiiCipher, context: string): string {
+  return stored.startsWith('{') ? stored : cipher.decrypt(stored, context);
+}
 
 /** PostgreSQL returns bigserial as text. */
 function toDeliveryRow(row: { seq: unknown } & Omit<WebhookDeliveriesTable, 'seq'>): DeliveryRow {
