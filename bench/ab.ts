@@ -1,16 +1,19 @@
-// An A/B of two builds on one PostgreSQL store: another build's dist/main.js (AB_OLD, e.g. a `git worktree` of the
-// commit before, built with `npm ci`) against this checkout's, both serving the same schema, driven in turn per
-// scenario (the order turning each round), with the service's and the database's CPU per request, which scatter
-// far less than req/s on a shared host. Delivery off on both (they share the outbox).
+// An A/B of two builds on one store: another build's dist/main.js (AB_OLD, e.g. a `git worktree` of the commit
+// before, built with `npm ci`) against this checkout's, both serving the same store (AB_STORE: postgres, the default,
+// or sqlite: one file both open), driven in turn per scenario (the order turning each round), with the service's
+// and (on PostgreSQL) the database's CPU per request, which scatter far less than req/s on a shared host. Delivery
+// off on both (they share the outbox). AB_SCENARIOS: a comma-separated part of the scenarios' names to keep.
 //
 //   git worktree add /tmp/old HEAD~1 && (cd /tmp/old && npm ci)
 //   npm run build && AB_OLD=/tmp/old/dist/main.js AB_ROUNDS=3 node --import tsx bench/ab.ts
+//   AB_STORE=sqlite AB_SCENARIOS='GET /v2/users' AB_OLD=… node --import tsx bench/ab.ts
 import { authorization, call, cleanup, createKey, createStore, drive, startServer, workDir, writeRequests, type Request, type Server } from './harness.js';
 import { patchBodies, prng, userBodies } from './data.js';
 
 if (!process.env.AB_OLD) throw new Error('AB_OLD: the other build\'s dist/main.js');
 const rounds = Number(process.env.AB_ROUNDS ?? 3);
-const store = await createStore('postgres');
+const kind = process.env.AB_STORE === 'sqlite' ? 'sqlite' : 'postgres';
+const store = await createStore(kind);
 const dir = workDir();
 const key = await createKey(store, 'ab');
 const env = { WEBHOOK_DELIVERY: 'false' };
@@ -35,12 +38,15 @@ const shuffled = (xs: string[]) => {
   }
   return out;
 };
-const scenarios: Record<string, () => Request[]> = {
+const all: Record<string, () => Request[]> = {
   'GET /v2/users/{id}': () => shuffled(ids).map((id) => ({ method: 'GET', path: `/v2/users/${id}` })),
   'GET /v2/users?limit=10': () => [{ method: 'GET', path: '/v2/users?limit=10' }],
+  'GET /v2/users?limit=200': () => [{ method: 'GET', path: '/v2/users?limit=200' }],
   'PATCH /v2/users/{id}': () => { const p = patchBodies(3); return shuffled(ids).map((id) => ({ method: 'PATCH', path: `/v2/users/${id}`, body: p() })); },
   'POST /v2/users': () => { const b = userBodies(5, 100_000); return Array.from({ length: 5000 }, () => ({ method: 'POST', path: '/v2/users', body: b() })); },
 };
+const wanted = process.env.AB_SCENARIOS?.split(',').map((part) => part.trim());
+const scenarios = Object.fromEntries(Object.entries(all).filter(([name]) => !wanted || wanted.some((part) => name.includes(part))));
 const results: Record<string, number[]> = {};
 try {
   for (let r = 0; r < rounds; r++) {
@@ -48,7 +54,7 @@ try {
       const order = r % 2 === 0 ? ['old', 'new'] : ['new', 'old'];
       for (const build of order) {
         const server = servers[build]!;
-        const m = await drive({ url: server.url, pid: server.pid, authorization: authorization(key), database: 'postgres' }, writeRequests(`${dir}/${r}-${build}.tsv`, requests()));
+        const m = await drive({ url: server.url, pid: server.pid, authorization: authorization(key), ...(kind === 'postgres' ? { database: 'postgres' } : {}) }, writeRequests(`${dir}/${r}-${build}.tsv`, requests()));
         if (m.non2xx > 0 || m.errors > 0) console.log('non-2xx', build, name, m.non2xx, m.errors, JSON.stringify(m.statuses));
         (results[`${name} ${build}`] ??= []).push(Math.round(m.rps));
         (results[`${name} ${build} db`] ??= []).push(Math.round((m.dbCpu / m.rps) * 1e6));
@@ -67,5 +73,5 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.le
 for (const name of Object.keys(scenarios)) {
   const o = median(results[`${name} old`]!), n = median(results[`${name} new`]!);
   console.log(`${name}: old ${results[`${name} old`]!.join(' ')} (median ${o}); new ${results[`${name} new`]!.join(' ')} (median ${n}); ${Math.round((n / o - 1) * 100)}%`);
-  for (const part of ['db', 'node']) console.log(`  ${part} CPU µs/request: old ${results[`${name} old ${part}`]!.join(' ')} (median ${median(results[`${name} old ${part}`]!)}); new ${results[`${name} new ${part}`]!.join(' ')} (median ${median(results[`${name} new ${part}`]!)})`);
+  for (const part of kind === 'postgres' ? ['db', 'node'] : ['node']) console.log(`  ${part} CPU µs/request: old ${results[`${name} old ${part}`]!.join(' ')} (median ${median(results[`${name} old ${part}`]!)}); new ${results[`${name} new ${part}`]!.join(' ')} (median ${median(results[`${name} new ${part}`]!)})`);
 }

@@ -1,10 +1,12 @@
 // PostgreSQL's prepared statements: the statements run again and again are prepared once per connection, a bounded
-// number of them, and one whose table changed under it (another instance's migration) still answers.
+// number of them, and one whose table changed under it (another instance's migration) still answers; on both stores, rows read
+// as arrays of values (the users' reads) keep the select's column order.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { DatabaseConfig } from '../src/config.js';
 import { openDatabase, StatementNames, type Db } from '../src/db/database.js';
+import { prepare } from '../src/db/prepared.js';
 import { openStore, STORES, type TestStore } from './helpers/app.js';
 
 describe('StatementNames', () => {
@@ -87,6 +89,43 @@ for (const store of STORES.filter((s) => s === 'postgres')) {
       } finally {
         await unprepared.destroy();
       }
+    });
+  });
+}
+
+for (const store of STORES) {
+  describe(`a prepared query's rows as arrays of values (${store})`, () => {
+    let test: TestStore;
+
+    before(async () => {
+      test = await openStore(store, { migrate: false });
+      await sql`create table pairs (id integer primary key, first text not null, second text)`.execute(test.db);
+      await sql`insert into pairs values (1, 'a', null), (2, 'b', 'x')`.execute(test.db);
+    });
+    after(() => test.drop());
+
+    type Pair = { id: number; first: string; second: string | null };
+    const query = (on: Db) =>
+      prepare(on, (p: { from: number }) =>
+        (on as unknown as Kysely<{ pairs: Pair }>).selectFrom('pairs').select(['second', 'id', 'first']).where('id', '>=', p.from).orderBy('id'),
+      );
+
+    it("gives each row in the order the query selects its columns, not the table's", async () => {
+      assert.deepEqual(await query(test.db).values({ from: 1 }), [
+        [null, 1, 'a'],
+        ['x', 2, 'b'],
+      ]);
+      assert.deepEqual(await query(test.db).values({ from: 3 }), []);
+    });
+
+    it("leaves the same query's objects as they were, before and after", async () => {
+      const pairs = query(test.db);
+      assert.deepEqual(await pairs.first({ from: 2 }), { second: 'x', id: 2, first: 'b' });
+      assert.deepEqual(await pairs.values({ from: 2 }), [['x', 2, 'b']]);
+      assert.deepEqual(await pairs.all({ from: 1 }), [
+        { second: null, id: 1, first: 'a' },
+        { second: 'x', id: 2, first: 'b' },
+      ]);
     });
   });
 }

@@ -202,6 +202,11 @@ export class KeysetQueries<T extends keyof Database> {
     return this.query(position, columns).all(this.args(position, limit));
   }
 
+  /** The same rows as arrays of the values of `columns`, in that order (see PreparedQuery.values). */
+  values(position: PagePosition, limit: number, columns: readonly string[]): Promise<unknown[][]> {
+    return this.query(position, columns).values(this.args(position, limit));
+  }
+
   async hasBeyond(position: PagePosition): Promise<boolean> {
     return (await this.query(position, this.keyColumns).first(this.args(position, 1))) !== undefined;
   }
