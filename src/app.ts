@@ -19,6 +19,7 @@ import { registerJsonBody } from './http/json-body.js';
 import { connectRateLimitStore, registerLoadShedding, registerRateLimit, registerSecurityHeaders, securityHeaders } from './http/limits.js';
 import { DetailErrorSchema, ValidationErrorSchema } from './http/schemas.js';
 import { createValidatorCompiler } from './http/validation.js';
+import { DeferredCompiles, registerDeferredCompiles } from './http/lazy-schemas.js';
 import { tokensRoutes } from './tokens/tokens.routes.js';
 import { UserTokens } from './tokens/tokens.js';
 import { CursorCodec } from './paging/cursor.js';
@@ -75,7 +76,9 @@ function markOptionalBodies(document: OpenApiDocument): OpenApiDocument {
 const REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const compiles = new DeferredCompiles();
   const app = Fastify({
+    schemaController: compiles.serializers(),
     ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger, childLoggerFactory: lazyRequestLogger } : { logger: false }),
     bodyLimit: config.bodyLimit,
     requestTimeout: config.limits.requestTimeoutMs,
@@ -103,7 +106,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   registerSecurityHeaders(app);
   await registerLoadShedding(app, config.limits);
   registerErrorHandling(app, config.bodyLimit);
-  app.setValidatorCompiler(createValidatorCompiler(USER_FORMATS));
+  app.setValidatorCompiler(createValidatorCompiler(USER_FORMATS, compiles));
+  registerDeferredCompiles(app, compiles);
   // Once closing, answers end their connection: a keep-alive client must not hold up the shutdown.
   let closing = false;
   app.addHook('preClose', async () => {

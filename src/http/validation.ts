@@ -2,6 +2,7 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
 import { addFieldError, errors, type FieldErrors } from '../errors.js';
+import { DeferredCompiles } from './lazy-schemas.js';
 
 /** Python's name for the type of a JSON value, as DRF reports it. */
 export function pythonTypeName(value: unknown): string {
@@ -139,8 +140,12 @@ export interface StringFormat {
 /**
  * Fastify validator compiler. Body and querystring are checked against their schemas and the
  * NUL/surrogate rule; path params are not validated here (a malformed id is simply "Not found.").
+ * Each schema is compiled on its route's first request (see lazy-schemas.ts).
  */
-export function createValidatorCompiler(formats: Record<string, StringFormat>): FastifySchemaCompiler<unknown> {
+export function createValidatorCompiler(
+  formats: Record<string, StringFormat>,
+  compiles: DeferredCompiles = new DeferredCompiles(),
+): FastifySchemaCompiler<unknown> {
   const options = { allErrors: true, strict: false, verbose: true, validateFormats: true } as const;
   const bodyAjv = new Ajv({ ...options, coerceTypes: false });
   const queryAjv = new Ajv({ ...options, coerceTypes: true });
@@ -156,21 +161,23 @@ export function createValidatorCompiler(formats: Record<string, StringFormat>): 
 
   return ({ schema, httpPart }) => {
     if (httpPart === 'params' || httpPart === 'headers') return () => true;
-    const validate: ValidateFunction = (httpPart === 'querystring' ? queryAjv : bodyAjv).compile(schema as object);
-    const opaque = opaqueProperties(schema as Parameters<typeof opaqueProperties>[0]);
-    const integers = httpPart === 'querystring' ? integerProperties(schema as Parameters<typeof integerProperties>[0]) : [];
-    return (data: unknown) => {
-      const problems = findTextProblems(data, opaque);
-      const query = data as Record<string, unknown>;
-      for (const name of integers) {
-        const raw = query[name];
-        if (typeof raw === 'string' && !QUERY_INTEGER.test(raw)) addFieldError(problems, [name], NOT_AN_INTEGER);
-      }
-      const valid = validate(data);
-      if (valid && Object.keys(problems).length === 0) return { value: data };
-      const fields: FieldErrors = problems;
-      for (const error of validate.errors ?? []) addFieldError(fields, pathOf(error), messageFor(error, messages));
-      return { error: errors.validation(fields) };
-    };
+    return compiles.onFirstUse(() => {
+      const validate: ValidateFunction = (httpPart === 'querystring' ? queryAjv : bodyAjv).compile(schema as object);
+      const opaque = opaqueProperties(schema as Parameters<typeof opaqueProperties>[0]);
+      const integers = httpPart === 'querystring' ? integerProperties(schema as Parameters<typeof integerProperties>[0]) : [];
+      return (data: unknown) => {
+        const problems = findTextProblems(data, opaque);
+        const query = data as Record<string, unknown>;
+        for (const name of integers) {
+          const raw = query[name];
+          if (typeof raw === 'string' && !QUERY_INTEGER.test(raw)) addFieldError(problems, [name], NOT_AN_INTEGER);
+        }
+        const valid = validate(data);
+        if (valid && Object.keys(problems).length === 0) return { value: data };
+        const fields: FieldErrors = problems;
+        for (const error of validate.errors ?? []) addFieldError(fields, pathOf(error), messageFor(error, messages));
+        return { error: errors.validation(fields) };
+      };
+    });
   };
 }
