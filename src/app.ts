@@ -1,5 +1,6 @@
 // buildApp(config, deps) -> FastifyInstance. Never listens: server.ts does, and tests inject.
 import { randomUUID } from 'node:crypto';
+import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -78,7 +79,15 @@ const REQUEST_ID = /^[A-Za-z0-9._:+=/-]{1,128}$/;
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
   const compiles = new DeferredCompiles();
   const app = Fastify({
-    schemaController: compiles.serializers(),
+    // Fastify's own response serializers (fast-json-stringify), each compiled on its first response.
+    schemaController: {
+      compilersFactory: {
+        buildSerializer: (externalSchemas, options) => {
+          const compilerOf = SerializerSelector()(externalSchemas as never, options as never);
+          return (route) => compiles.onFirstUse(() => compilerOf(route as never) as (data: unknown) => string);
+        },
+      },
+    },
     ...(deps.logger ? { loggerInstance: deps.logger as FastifyBaseLogger, childLoggerFactory: lazyRequestLogger } : { logger: false }),
     bodyLimit: config.bodyLimit,
     requestTimeout: config.limits.requestTimeoutMs,

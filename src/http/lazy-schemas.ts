@@ -1,17 +1,19 @@
 // Route schemas compiled when a route first needs them, not all at start-up: compiling every route's validators and
 // every status code's serializer took about a quarter of a start (bench/RESULTS.md), and most error bodies a
 // process never sends.
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
-import { SerializerSelector } from '@fastify/fast-json-stringify-compiler';
+import type { FastifyInstance } from 'fastify';
 
 /** One app's compiles not run yet. */
 export class DeferredCompiles {
   private readonly pending = new Set<() => unknown>();
 
-  /** A function that runs `compile` on its first call, once, and calls what it made with the same arguments. */
-  onFirstUse<F extends (...args: never[]) => unknown>(compile: () => F): F {
-    let compiled: F | undefined;
-    const build = (): F => {
+  /**
+   * A function that runs `compile` on its first call, once, and calls what it made with the same argument (validators
+   * and serializers take one). A compile that throws stays pending: the request fails, and so does compileDeferredSchemas.
+   */
+  onFirstUse<T, R>(compile: () => (data: T) => R): (data: T) => R {
+    let compiled: ((data: T) => R) | undefined;
+    const build = (): ((data: T) => R) => {
       if (compiled === undefined) {
         compiled = compile();
         this.pending.delete(build);
@@ -19,7 +21,7 @@ export class DeferredCompiles {
       return compiled;
     };
     this.pending.add(build);
-    return ((...args: Parameters<F>) => build()(...args)) as F;
+    return (data) => (compiled ?? build())(data);
   }
 
   /** Runs every compile still deferred; returns how many ran. */
@@ -27,18 +29,6 @@ export class DeferredCompiles {
     const builds = [...this.pending];
     for (const build of builds) build();
     return builds.length;
-  }
-
-  /** Fastify's own response serializers (fast-json-stringify), each compiled on its first response. */
-  serializers(): NonNullable<FastifyServerOptions['schemaController']> {
-    return {
-      compilersFactory: {
-        buildSerializer: (externalSchemas, options) => {
-          const compilerOf = SerializerSelector()(externalSchemas as never, options as never);
-          return (route) => this.onFirstUse(() => compilerOf(route as never) as (data: unknown) => string);
-        },
-      },
-    };
   }
 }
 
